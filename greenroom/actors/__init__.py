@@ -1,0 +1,52 @@
+"""Actors, refs, supervisors, pools and the runtime."""
+
+from greenroom.actors._actor import IGNORE, Actor, Ignore, handler
+from greenroom.actors._config import RuntimeConfig, RuntimeStatistics
+from greenroom.actors._context import ActorContext, Timer
+from greenroom.actors._pool import PoolRef
+from greenroom.actors._ref import ActorRef
+from greenroom.actors._run import run, serve
+from greenroom.actors._runtime import Runtime
+from greenroom.actors._spec import (
+    AutoShutdown,
+    Backoff,
+    ChildSpec,
+    PoolSpec,
+    Restart,
+    RetryPolicy,
+    Routing,
+    Spec,
+    Strategy,
+    SupervisorSpec,
+)
+from greenroom.actors._supervisor import ChildInfo, ChildStatus
+from greenroom.actors._supervisor_ref import SupervisorRef
+
+__all__ = [
+    "IGNORE",
+    "Actor",
+    "ActorContext",
+    "ActorRef",
+    "AutoShutdown",
+    "Backoff",
+    "ChildInfo",
+    "ChildSpec",
+    "ChildStatus",
+    "Ignore",
+    "PoolRef",
+    "PoolSpec",
+    "Restart",
+    "RetryPolicy",
+    "Routing",
+    "Runtime",
+    "RuntimeConfig",
+    "RuntimeStatistics",
+    "Spec",
+    "Strategy",
+    "SupervisorRef",
+    "SupervisorSpec",
+    "Timer",
+    "handler",
+    "run",
+    "serve",
+]

@@ -1,0 +1,400 @@
+"""The cell: one actor's mailbox, current instance and the loop that feeds it.
+
+A cell outlives the instances of its actor: a restart replaces the instance
+and keeps the mailbox, so messages queued for a failing actor are handled by
+its successor, in order. An idle cell holds no task: the first message to an
+empty mailbox starts one, which drains up to ``throughput`` messages between
+yields, waits (lingers) on a future while there is nothing to do, and is
+released by the runtime's sweeper after a while without messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections import deque
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from loguru import logger
+
+from greenroom._errors import ActorStopped, ErrorInfo, HandlerTimeout
+from greenroom.actors._actor import IGNORE, Actor, HandlerFn, dispatch_table
+from greenroom.mailbox import Envelope, Mailbox
+from greenroom.trace import current_span
+
+if TYPE_CHECKING:
+    from greenroom.actors._runtime import Runtime
+
+__all__ = ["Cell", "State", "SysItem", "in_supervisor"]
+
+in_supervisor: ContextVar[Cell | None] = ContextVar("greenroom_in_supervisor", default=None)
+"""The supervisor whose code is running (its start, stop or a system message).
+
+A call that must run in that supervisor (``ctx.spawn`` from a child's
+``on_start``) runs directly instead of queueing behind the running code.
+"""
+
+_set_span = current_span.set
+_reset_span = current_span.reset
+
+
+class State(enum.Enum):
+    """Where a cell is in its life."""
+
+    NEW = "new"
+    RUNNING = "running"
+    FAILED = "failed"  # its handler raised; its supervisor decides
+    EXITING = "exiting"  # it asked to stop; its supervisor stops it
+    STOPPING = "stopping"
+    RESTARTING = "restarting"
+    IGNORED = "ignored"
+    STOPPED = "stopped"
+
+
+class SysItem:
+    """A system message: supervisor work run in the cell's task, ahead of user messages."""
+
+    __slots__ = ("fn", "future")
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Awaitable[Any]],
+        future: asyncio.Future[Any] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.future = future
+
+
+class Cell:
+    """One actor's mailbox, instance and message loop. Internal to the runtime."""
+
+    __slots__ = (
+        "__weakref__",
+        "actor",
+        "child",
+        "current",
+        "dispatch",
+        "factory",
+        "handled",
+        "failures",
+        "handler_timeout",
+        "links",
+        "mailbox",
+        "name",
+        "overflow_fail",
+        "parent",
+        "ref",
+        "runtime",
+        "shutdown",
+        "state",
+        "sys",
+        "task",
+        "throughput",
+        "timers",
+        "waiter",
+    )
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        name: str,
+        factory: Callable[[], Actor],
+        actor_type: type[Actor],
+        mailbox: Mailbox,
+        *,
+        parent: Cell | None,
+        overflow_fail: bool = False,
+        shutdown: float = 5.0,
+        handler_timeout: float | None = None,
+        throughput: int = 64,
+    ) -> None:
+        self.runtime = runtime
+        self.name = name
+        self.factory = factory
+        self.dispatch: dict[type, HandlerFn] = dispatch_table(actor_type)
+        self.mailbox = mailbox
+        self.parent = parent
+        self.overflow_fail = overflow_fail
+        self.shutdown = shutdown
+        self.handler_timeout = handler_timeout
+        self.throughput = throughput
+        self.actor: Actor | None = None
+        self.child: Any = None  # the supervisor's record of this cell
+        self.ref: Any = None
+        self.state = State.NEW
+        self.task: asyncio.Task[None] | None = None
+        self.waiter: asyncio.Future[bool] | None = None
+        self.sys: deque[SysItem] = deque()
+        self.current: Envelope | None = None
+        self.timers: set[Any] | None = None
+        self.links: list[Cell] | None = None
+        self.handled = 0
+        self.failures = 0
+        mailbox.set_listener(self.wake)
+
+    def __repr__(self) -> str:
+        return f"<Cell {self.name} {self.state.value}>"
+
+    # -- scheduling -------------------------------------------------------
+
+    def wake(self) -> None:
+        """There is work (a message or a system item): make sure a task runs it."""
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            self.runtime._idle.pop(self, None)
+            if not waiter.done():
+                waiter.set_result(False)
+        elif self.task is None and (self.sys or self.state is State.RUNNING):
+            self.task = self.runtime._start_task(self._run(), self.name)
+
+    def retire(self) -> None:
+        """Release the task of an idle cell; the next message starts a new one."""
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            self.task = None
+            self.runtime._idle.pop(self, None)
+            if not waiter.done():
+                waiter.set_result(True)
+
+    def post_system(self, item: SysItem) -> None:
+        """Queue supervisor work for this cell's task; fails the item if the cell is gone."""
+        if self.state is State.STOPPED:
+            if item.future is not None and not item.future.done():
+                item.future.set_exception(ActorStopped(self.name))
+            return
+        self.sys.append(item)
+        self.wake()
+
+    async def _run(self) -> None:
+        mailbox = self.mailbox
+        sys = self.sys
+        throughput = self.throughput
+        n = 0
+        try:
+            while True:
+                if sys:
+                    await self._run_system(sys.popleft())
+                    continue
+                if self.state is not State.RUNNING:
+                    return
+                envelope = mailbox.get_nowait()
+                if envelope is None:
+                    if await self._linger():
+                        return
+                    continue
+                if not await self._handle(envelope):
+                    return
+                n += 1
+                if n >= throughput:
+                    n = 0
+                    await asyncio.sleep(0)
+        finally:
+            if self.task is asyncio.current_task():
+                self.task = None
+
+    async def _linger(self) -> bool:
+        waiter: asyncio.Future[bool] = self.runtime._loop.create_future()
+        self.waiter = waiter
+        self.runtime._idle[self] = self.runtime._sweeps
+        try:
+            return await waiter
+        finally:
+            if self.waiter is waiter:
+                self.waiter = None
+                self.runtime._idle.pop(self, None)
+
+    async def _run_system(self, item: SysItem) -> None:
+        future = item.future
+        token = in_supervisor.set(self)
+        try:
+            result = await item.fn(self.actor)
+        except Exception as exc:
+            if future is not None:
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                # Supervisor code that raised (an escalation): this cell has failed.
+                self.fail(None, exc)
+        else:
+            if future is not None and not future.done():
+                future.set_result(result)
+        finally:
+            in_supervisor.reset(token)
+
+    # -- handling ----------------------------------------------------------
+
+    async def _handle(self, envelope: Envelope) -> bool:
+        body = envelope.body
+        fn = self.dispatch.get(type(body))
+        if fn is None:
+            self.runtime._unknown_message(self, envelope)
+            return True
+        self.current = envelope
+        token = _set_span(envelope)
+        try:
+            if self.handler_timeout is None:
+                result = await fn(self.actor, body)
+            else:
+                result = await self._handle_with_deadline(fn, body, self.handler_timeout)
+        except Exception as exc:
+            self.current = None
+            self.fail(envelope, exc)
+            return False
+        finally:
+            _reset_span(token)
+        self.current = None
+        self.mailbox.ack(envelope)
+        self.handled += 1
+        if envelope.correlation_id is not None:
+            self.runtime._reply(envelope, result)
+        return self.state is State.RUNNING
+
+    async def _handle_with_deadline(self, fn: HandlerFn, body: object, timeout: float) -> Any:
+        with anyio.CancelScope(deadline=anyio.current_time() + timeout):
+            return await fn(self.actor, body)
+        raise HandlerTimeout(self.name, type(body).__qualname__, timeout)
+
+    def fail(self, envelope: Envelope | None, error: Exception) -> None:
+        """The running instance failed: stop handling and tell the supervisor."""
+        self.state = State.FAILED
+        self.failures += 1
+        self._cancel_timers()
+        parent = self.parent
+        if parent is None:
+            self.runtime._root_failed(self, error)
+        else:
+            parent.post_system(
+                SysItem(lambda sup: sup._child_failed(self, envelope, error)),
+            )
+
+    def request_exit(self) -> None:
+        """The actor asked to stop: finish the current handler, then its supervisor stops it."""
+        if self.state is not State.RUNNING:
+            return
+        self.state = State.EXITING
+        parent = self.parent
+        if parent is None:
+            self.runtime._root_exited(self)
+        else:
+            parent.post_system(SysItem(lambda sup: sup._child_exited(self)))
+
+    # -- lifecycle (run by the supervisor, in its task) -------------------
+
+    def _bind(self, actor: Actor) -> None:
+        from greenroom.actors._context import ActorContext
+
+        actor._gr_ctx = ActorContext(self)
+        self.actor = actor
+
+    async def start(self) -> bool:
+        """Make an instance and run ``on_start``; ``False`` if it returned IGNORE.
+
+        Raises whatever the constructor or ``on_start`` raised.
+        """
+        actor = self.factory()
+        self._bind(actor)
+        result = await actor.on_start()
+        if result is IGNORE:
+            self.state = State.IGNORED
+            self.actor = None
+            return False
+        self._set_running()
+        return True
+
+    async def restart(self, error: ErrorInfo) -> None:
+        """Replace the instance after a failure; the mailbox and its messages are kept.
+
+        Raises whatever the constructor or ``on_restart`` raised.
+        """
+        if self.state is not State.RESTARTING:
+            await self.halt(requeue=True)
+        self.state = State.RESTARTING
+        self._fail_system_items()
+        actor = self.factory()
+        self._bind(actor)
+        await actor.on_restart(error)
+        self._set_running()
+
+    def _set_running(self) -> None:
+        self.state = State.RUNNING
+        if self.sys or len(self.mailbox):
+            self.wake()
+
+    async def halt(self, *, requeue: bool) -> None:
+        """Stop the current instance: let its handler finish within ``shutdown``, then cancel.
+
+        A message whose handler was cancelled is put back at the head of the
+        mailbox when ``requeue`` (the instance will be replaced), and failed
+        otherwise. Then ``on_stop`` runs (within ``shutdown``) and the
+        actor's linked children are stopped.
+        """
+        was = self.state
+        self.state = State.STOPPING
+        self._cancel_timers()
+        self.retire()
+        task = self.task
+        if task is not None and task is not asyncio.current_task():
+            done, _ = await asyncio.wait({task}, timeout=self.shutdown)
+            if not done:
+                task.cancel()
+                await asyncio.wait({task}, timeout=self.shutdown)
+        self.task = None
+        envelope = self.current
+        if envelope is not None:
+            self.current = None
+            if requeue:
+                envelope.attempt += 1
+                self.mailbox.requeue(envelope)
+            else:
+                self.runtime._undeliverable(self, envelope)
+        actor = self.actor
+        if actor is not None and was in (State.RUNNING, State.EXITING, State.FAILED):
+            with anyio.move_on_after(self.shutdown):
+                try:
+                    await actor.on_stop()
+                except Exception as exc:
+                    logger.bind(actor=self.name, event="on_stop_failed").opt(exception=exc).warning(
+                        "{actor}: on_stop raised {error!r}", actor=self.name, error=exc
+                    )
+        links = self.links
+        if links:
+            self.links = None
+            for linked in reversed(links):
+                if linked.state is not State.STOPPED and linked.child is not None:
+                    await linked.runtime._stop_linked(linked)
+
+    async def stop(self) -> None:
+        """Stop for good: halt, close the mailbox, fail what is left, unregister."""
+        if self.state is State.STOPPED:
+            return
+        if self.state not in (State.NEW, State.IGNORED):
+            await self.halt(requeue=False)
+        self.close()
+
+    def close(self) -> None:
+        """Close the mailbox and fail everything still in it; the cell is stopped."""
+        self.state = State.STOPPED
+        self._cancel_timers()
+        self.retire()
+        for envelope in self.mailbox.close():
+            self.runtime._undeliverable(self, envelope)
+        self._fail_system_items()
+        self.runtime._unregister(self)
+
+    def _fail_system_items(self) -> None:
+        while self.sys:
+            item = self.sys.popleft()
+            if item.future is not None and not item.future.done():
+                item.future.set_exception(ActorStopped(self.name))
+
+    def _cancel_timers(self) -> None:
+        timers = self.timers
+        if timers:
+            self.timers = None
+            for timer in list(timers):
+                timer.cancel()

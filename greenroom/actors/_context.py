@@ -1,0 +1,197 @@
+"""``self.ctx``: what an actor can do besides handling its messages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from greenroom._errors import ActorStopped, ErrorInfo, InvalidSpec, MailboxClosed, MailboxFull
+from greenroom.actors._ref import ActorRef
+from greenroom.mailbox import Envelope, MailboxConfig
+from greenroom.trace import current_span
+
+if TYPE_CHECKING:
+    import loguru
+
+    from greenroom.actors._actor import Actor
+    from greenroom.actors._cell import Cell
+    from greenroom.actors._runtime import Runtime
+    from greenroom.actors._spec import Spec
+
+__all__ = ["ActorContext", "Timer"]
+
+
+class Timer:
+    """A scheduled message to the actor itself; cancel it with :meth:`cancel`.
+
+    Timers are cancelled when their actor stops or restarts. A tick that
+    finds the mailbox full is a dead letter (``mailbox_full``), not a wait.
+    """
+
+    __slots__ = ("_cell", "_body", "_due", "_handle", "_interval", "cancelled")
+
+    def __init__(self, cell: Cell, body: object, delay: float, interval: float | None) -> None:
+        self._cell = cell
+        self._body = body
+        self._interval = interval
+        self.cancelled = False
+        loop = cell.runtime._loop
+        self._due = loop.time() + delay
+        self._handle = loop.call_at(self._due, self._fire)
+
+    def cancel(self) -> None:
+        """Stop the timer; a tick not yet sent is not sent."""
+        self.cancelled = True
+        self._handle.cancel()
+        if self._cell.timers is not None:
+            self._cell.timers.discard(self)
+
+    def _fire(self) -> None:
+        cell = self._cell
+        if self.cancelled:
+            return
+        if self._interval is None:
+            self.cancelled = True
+            if cell.timers is not None:
+                cell.timers.discard(self)
+        else:
+            # Fixed rate: the next tick is due one interval after this one was.
+            loop = cell.runtime._loop
+            self._due = max(self._due + self._interval, loop.time())
+            self._handle = loop.call_at(self._due, self._fire)
+        runtime = cell.runtime
+        envelope = runtime._envelope(cell, self._body)
+        try:
+            cell.mailbox.put_nowait(envelope)
+        except (MailboxFull, MailboxClosed) as exc:
+            reason = "mailbox_full" if isinstance(exc, MailboxFull) else "actor_stopped"
+            runtime._dead_letter(envelope, cell.name, reason, ErrorInfo.from_exception(exc))
+
+
+class ActorContext:
+    """An actor's view of the runtime: ``self.ctx`` inside handlers and hooks."""
+
+    __slots__ = ("_cell",)
+
+    def __init__(self, cell: Cell) -> None:
+        self._cell = cell
+
+    @property
+    def name(self) -> str:
+        """The actor's name, unique in its runtime."""
+        return self._cell.name
+
+    @property
+    def ref(self) -> ActorRef:
+        """A ref to this actor."""
+        return self._cell.ref  # type: ignore[no-any-return]
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime the actor runs in."""
+        return self._cell.runtime
+
+    @property
+    def parent(self) -> ActorRef | None:
+        """A ref to the actor's supervisor (``None`` for the root)."""
+        parent = self._cell.parent
+        return None if parent is None else parent.ref  # type: ignore[no-any-return]
+
+    @property
+    def envelope(self) -> Envelope | None:
+        """The envelope of the message being handled (``None`` outside a handler)."""
+        return self._cell.current
+
+    @property
+    def log(self) -> loguru.Logger:
+        """A loguru logger bound to the actor and the current trace and span ids."""
+        span = current_span.get()
+        return logger.bind(
+            actor=self._cell.name,
+            trace_id=None if span is None else span.trace_id,
+            span_id=None if span is None else span.span_id,
+        )
+
+    async def tell(self, ref: ActorRef, body: object) -> None:
+        """``ref.tell(body)``, as part of the current trace (so is a plain ``ref.tell``)."""
+        await ref.tell(body)
+
+    async def ask(self, ref: ActorRef, body: object, *, timeout: float | None = None) -> Any:
+        """``ref.ask(body, timeout=timeout)``, as part of the current trace."""
+        return await ref.ask(body, timeout=timeout)
+
+    async def spawn(
+        self,
+        actor: type[Actor] | Spec,
+        *,
+        name: str | None = None,
+        args: tuple[Any, ...] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        mailbox: MailboxConfig | None = None,
+    ) -> ActorRef:
+        """Start an actor linked to this one.
+
+        The new actor is a child of this actor's supervisor (``temporary``
+        unless a spec says otherwise), and is stopped when this actor stops
+        or restarts. A supervisor spawning with ``ctx.spawn`` adds a child to
+        itself.
+
+        Raises:
+            InvalidSpec: the spec or its arguments are invalid.
+            ChildStartFailed: the new actor's ``on_start`` raised.
+            ActorStopped: this actor's supervisor is stopped.
+        """
+        from greenroom.actors._runtime import as_spec
+
+        cell = self._cell
+        spec = as_spec(
+            actor, name=name, args=args, kwargs=kwargs, mailbox=mailbox, restart="temporary"
+        )
+        supervisor = cell if _is_supervisor(cell) else cell.parent
+        if supervisor is None:
+            raise InvalidSpec("the root cannot spawn linked actors; use Runtime.spawn")
+        if supervisor.state.value == "stopped":
+            raise ActorStopped(supervisor.name)
+        ref = await cell.runtime._start_child(supervisor, spec)
+        if supervisor is not cell:
+            if cell.links is None:
+                cell.links = []
+            cell.links.append(ref._cell)
+        return ref
+
+    def send_after(self, delay: float, body: object) -> Timer:
+        """Send ``body`` to this actor once, ``delay`` seconds from now."""
+        return self._timer(body, delay, None)
+
+    def send_every(self, interval: float, body: object, *, first: float | None = None) -> Timer:
+        """Send ``body`` to this actor every ``interval`` seconds (first after ``first``)."""
+        if interval <= 0:
+            raise InvalidSpec(f"send_every interval must be > 0, got {interval!r}")
+        return self._timer(body, interval if first is None else first, interval)
+
+    def _timer(self, body: object, delay: float, interval: float | None) -> Timer:
+        from greenroom.mailbox import check_message
+
+        check_message(body)
+        cell = self._cell
+        timer = Timer(cell, body, max(0.0, delay), interval)
+        if cell.timers is None:
+            cell.timers = set()
+        cell.timers.add(timer)
+        return timer
+
+    def stop(self) -> None:
+        """Stop this actor normally once the current handler returns.
+
+        Its supervisor then restarts it only if it is ``permanent``.
+        """
+        self._cell.request_exit()
+
+
+def _is_supervisor(cell: Cell) -> bool:
+    from greenroom.actors._supervisor import Supervisor
+
+    return isinstance(cell.actor, Supervisor)
+

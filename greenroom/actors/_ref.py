@@ -1,0 +1,118 @@
+"""Actor references: the only way to reach an actor."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from greenroom._errors import AskTimeout
+
+if TYPE_CHECKING:
+    from greenroom.actors._cell import Cell
+    from greenroom.actors._runtime import Runtime
+
+__all__ = ["ActorRef"]
+
+
+def _expire(future: asyncio.Future[Any], actor: str, body: object, timeout: float) -> None:
+    if not future.done():
+        future.set_exception(AskTimeout(actor, type(body).__qualname__, timeout))
+
+
+class ActorRef:
+    """The address of an actor, by name.
+
+    A ref stays valid across restarts of its actor (the mailbox is kept),
+    and finds a new incarnation registered under the same name after its
+    supervisor was restarted. Refs compare and hash by name.
+    """
+
+    __slots__ = ("_cell", "_runtime", "name")
+
+    def __init__(self, cell: Cell) -> None:
+        self._cell = cell
+        self._runtime: Runtime = cell.runtime
+        self.name = cell.name
+
+    def __repr__(self) -> str:
+        return f"ActorRef({self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorRef) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def _target(self, body: object) -> Cell:
+        cell = self._cell
+        if cell.mailbox.closed:
+            fresh = self._runtime._cells.get(self.name)
+            if fresh is not None:
+                self._cell = cell = fresh
+        return cell
+
+    async def tell(self, body: object) -> None:
+        """Send ``body`` without waiting for it to be handled.
+
+        Returns without suspending while the mailbox has room. When it is
+        full, waits for room (``overflow="wait"``) or fails fast
+        (``overflow="fail"``). Every refusal below is also a dead letter.
+        A failure of the handler later is retried per the actor's policy,
+        logged and dead-lettered; it is not raised here.
+
+        Raises:
+            InvalidMessage: ``body`` is not a frozen, tagged Struct.
+            MessageTooLarge: ``body`` encodes to more than the size limit.
+            MailboxFull: the mailbox is full and its overflow is ``"fail"``.
+            ActorStopped: the actor is stopped.
+        """
+        runtime = self._runtime
+        cell = self._target(body)
+        await runtime._put(cell, runtime._envelope(cell, body), None)
+
+    def tell_nowait(self, body: object) -> None:
+        """Send ``body`` without ever waiting.
+
+        Raises:
+            InvalidMessage: ``body`` is not a frozen, tagged Struct.
+            MessageTooLarge: ``body`` encodes to more than the size limit.
+            MailboxFull: the mailbox is full, whatever its overflow setting.
+            ActorStopped: the actor is stopped.
+        """
+        runtime = self._runtime
+        cell = self._target(body)
+        runtime._put_nowait(cell, runtime._envelope(cell, body))
+
+    async def ask(self, body: object, *, timeout: float | None = None) -> Any:
+        """Send ``body`` and wait for the handler's return value.
+
+        ``timeout`` (seconds) bounds the whole call, waiting for mailbox room
+        included; ``None`` means the runtime's ``ask_timeout`` (default 5 s).
+        Outer cancellation and deadlines still apply. A reply that arrives
+        after the timeout is dropped and counted in the runtime's statistics.
+
+        Raises:
+            AskTimeout: no reply within ``timeout``.
+            HandlerError: the handler failed on every attempt its retry policy
+                allowed; carries the original error's type and message.
+            UnknownMessage: the actor has no handler for ``type(body)``.
+            ActorStopped: the actor is stopped, or stopped with this ask pending.
+            MailboxFull: the mailbox is full and its overflow is ``"fail"``.
+            InvalidMessage, MessageTooLarge: as for :meth:`tell`.
+        """
+        runtime = self._runtime
+        if timeout is None:
+            timeout = runtime.config.ask_timeout
+        cell = self._target(body)
+        envelope = runtime._envelope(cell, body, ask=True, timeout=timeout)
+        loop = runtime._loop
+        future: asyncio.Future[Any] = loop.create_future()
+        asks = runtime._asks
+        asks[envelope.id] = future
+        handle = loop.call_later(timeout, _expire, future, cell.name, body, timeout)
+        try:
+            await runtime._put(cell, envelope, timeout)
+            return await future
+        finally:
+            handle.cancel()
+            asks.pop(envelope.id, None)

@@ -1,0 +1,310 @@
+"""Supervision as data: child, pool and supervisor specs, retry and backoff policies.
+
+Every spec is a frozen, keyword-only msgspec Struct, validated when it is
+built, so a bad spec is a clear :class:`InvalidSpec` at the line that made it,
+not a surprise at the first failure. Times are in seconds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+
+from greenroom._errors import InvalidSpec
+from greenroom.mailbox import MailboxConfig
+
+if TYPE_CHECKING:
+    from greenroom.actors._actor import Actor
+
+__all__ = [
+    "AutoShutdown",
+    "Backoff",
+    "ChildSpec",
+    "PoolSpec",
+    "Restart",
+    "RetryPolicy",
+    "Routing",
+    "Spec",
+    "Strategy",
+    "SupervisorSpec",
+]
+
+Restart = Literal["permanent", "transient", "temporary"]
+"""When a child is restarted: ``permanent`` always; ``transient`` only after a
+failure (not after it stopped itself); ``temporary`` never (it is removed)."""
+
+Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
+"""Which children restart with a failed one: only it; all of them; it and
+those started after it."""
+
+Routing = Literal["round_robin", "least_loaded", "consistent_hash"]
+AutoShutdown = Literal["never", "any_significant", "all_significant"]
+
+_RESTARTS = ("permanent", "transient", "temporary")
+_STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
+_ROUTINGS = ("round_robin", "least_loaded", "consistent_hash")
+_AUTO = ("never", "any_significant", "all_significant")
+
+
+def _positive(owner: str, field: str, value: float | None, *, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int | float) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InvalidSpec(f"{owner}.{field} must be a number {bound}, got {value!r}")
+
+
+class Backoff(msgspec.Struct, frozen=True, kw_only=True):
+    """Exponential backoff with proportional jitter.
+
+    The n-th delay (n from 1) is ``min(maximum, initial * multiplier**(n-1))``,
+    scaled by a random factor in ``[1 - jitter, 1 + jitter]`` so that many
+    restarting children do not retry in lock step.
+
+    Attributes:
+        initial: first delay, seconds (default 0.01).
+        multiplier: growth per step (default 2.0).
+        maximum: the largest delay, seconds (default 1.0).
+        jitter: relative spread, 0 to 1 (default 0.2).
+    """
+
+    initial: float = 0.01
+    multiplier: float = 2.0
+    maximum: float = 1.0
+    jitter: float = 0.2
+
+    def __post_init__(self) -> None:
+        _positive("Backoff", "initial", self.initial, allow_zero=True)
+        _positive("Backoff", "maximum", self.maximum, allow_zero=True)
+        if not isinstance(self.multiplier, int | float) or self.multiplier < 1:
+            raise InvalidSpec(f"Backoff.multiplier must be >= 1, got {self.multiplier!r}")
+        if not isinstance(self.jitter, int | float) or not 0 <= self.jitter <= 1:
+            raise InvalidSpec(f"Backoff.jitter must be between 0 and 1, got {self.jitter!r}")
+
+    def delay(self, n: int) -> float:
+        """The delay before the ``n``-th try (``n >= 1``), jitter applied."""
+        base = min(self.maximum, self.initial * self.multiplier ** max(0, n - 1))
+        if self.jitter:
+            base *= 1 + random.uniform(-self.jitter, self.jitter)
+        return max(0.0, base)
+
+
+NO_BACKOFF = Backoff(initial=0.0, maximum=0.0, jitter=0.0)
+
+
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How often a message whose handler raised is tried before it is a dead letter.
+
+    Attributes:
+        max_attempts: tries in all, the first included (default 3; 1 means
+            no retry).
+        backoff: delay before each retry (default :class:`Backoff` defaults).
+        retry_on: exception types that are retried (default ``(Exception,)``);
+            any other failure is dead-lettered at once.
+    """
+
+    max_attempts: int = 3
+    backoff: Backoff = Backoff()
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise InvalidSpec(f"RetryPolicy.max_attempts must be an int >= 1, got {self.max_attempts!r}")
+        for exc_type in self.retry_on:
+            if not (isinstance(exc_type, type) and issubclass(exc_type, Exception)):
+                raise InvalidSpec(f"RetryPolicy.retry_on holds {exc_type!r}, not an Exception type")
+
+    def should_retry(self, error: BaseException, attempt: int) -> bool:
+        """Whether a message that failed on ``attempt`` with ``error`` is tried again."""
+        return attempt < self.max_attempts and isinstance(error, self.retry_on)
+
+
+class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """One supervised actor.
+
+    Attributes:
+        actor: the :class:`~greenroom.Actor` subclass to run.
+        id: unique among its siblings; also the last part of its name
+            (default: the class name in lower case).
+        args: positional arguments for the actor's constructor.
+        kwargs: keyword arguments for the actor's constructor.
+        restart: ``"permanent"`` (default), ``"transient"`` or ``"temporary"``.
+        shutdown: seconds a stopping child gets to finish its current
+            handler and ``on_stop`` before it is cancelled (default 5.0).
+        significant: whether its exit shuts its supervisor down (see
+            ``SupervisorSpec.auto_shutdown``); only for transient or
+            temporary children.
+        mailbox: its mailbox's bound and overflow behaviour.
+        retry: how a message whose handler raised is retried.
+        handler_timeout: seconds one handler may run before it is cancelled
+            and counted as a failure (default ``None``: no limit).
+        throughput: messages handled before the actor yields to others
+            (default 64); lower is fairer, higher is faster.
+    """
+
+    actor: type[Actor]
+    id: str | None = None
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    restart: Restart = "permanent"
+    shutdown: float = 5.0
+    significant: bool = False
+    mailbox: MailboxConfig = MailboxConfig()
+    retry: RetryPolicy = RetryPolicy()
+    handler_timeout: float | None = None
+    throughput: int = 64
+
+    def __post_init__(self) -> None:
+        from greenroom.actors._actor import Actor
+
+        if not (isinstance(self.actor, type) and issubclass(self.actor, Actor)):
+            raise InvalidSpec(f"ChildSpec.actor must be an Actor subclass, got {self.actor!r}")
+        _check_common("ChildSpec", self.id, self.restart, self.shutdown, self.significant)
+        _positive("ChildSpec", "handler_timeout", self.handler_timeout)
+        if not isinstance(self.throughput, int) or self.throughput < 1:
+            raise InvalidSpec(f"ChildSpec.throughput must be an int >= 1, got {self.throughput!r}")
+        if not isinstance(self.args, tuple):
+            raise InvalidSpec(f"ChildSpec.args must be a tuple, got {type(self.args).__name__}")
+
+    @property
+    def child_id(self) -> str:
+        """The id, defaulted from the actor class."""
+        return self.id or self.actor.__name__.lower()
+
+
+class PoolSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A pool of identical workers behind one ref, each supervised one-for-one.
+
+    Attributes:
+        id: unique among its siblings.
+        worker: the spec every worker is started from (its ``id`` is ignored:
+            workers are named ``<pool>/<n>``).
+        size: workers to start (0 is allowed: grow it with ``resize``).
+        routing: ``"round_robin"`` (default), ``"least_loaded"`` (shortest
+            mailbox) or ``"consistent_hash"`` (one key keeps one worker, and
+            so its order, for as long as the pool's size is unchanged).
+        key: for consistent hashing, the message attribute (a name) or a
+            function of the message that gives its key.
+        max_restarts, within: restart intensity of the pool's supervisor.
+        restart: how the pool itself is restarted by its parent.
+    """
+
+    id: str
+    worker: ChildSpec
+    size: int
+    routing: Routing = "round_robin"
+    key: str | Callable[[Any], object] | None = None
+    max_restarts: int = 10
+    within: float = 10.0
+    restart: Restart = "permanent"
+    shutdown: float = 5.0
+    significant: bool = False
+
+    def __post_init__(self) -> None:
+        _check_common("PoolSpec", self.id, self.restart, self.shutdown, self.significant)
+        if not isinstance(self.worker, ChildSpec):
+            raise InvalidSpec(f"PoolSpec.worker must be a ChildSpec, got {self.worker!r}")
+        if not isinstance(self.size, int) or self.size < 0:
+            raise InvalidSpec(f"PoolSpec.size must be an int >= 0, got {self.size!r}")
+        if self.routing not in _ROUTINGS:
+            raise InvalidSpec(f"PoolSpec.routing must be one of {_ROUTINGS}, got {self.routing!r}")
+        if self.routing == "consistent_hash" and self.key is None:
+            raise InvalidSpec(
+                "PoolSpec.routing='consistent_hash' needs key=: a message attribute name "
+                "or a function of the message"
+            )
+        _check_intensity("PoolSpec", self.max_restarts, self.within)
+
+    @property
+    def child_id(self) -> str:
+        """The pool's id."""
+        return self.id
+
+
+class SupervisorSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A supervisor and the children it starts, in order.
+
+    Attributes:
+        id: unique among its siblings.
+        children: specs started in this order, stopped in reverse order.
+        strategy: ``"one_for_one"`` (default), ``"one_for_all"`` or
+            ``"rest_for_one"``.
+        max_restarts: restarts allowed within ``within`` seconds (default 10);
+            one more and the supervisor stops its children and fails,
+            escalating to its own supervisor.
+        within: the intensity window in seconds (default 10.0), measured on
+            a monotonic clock.
+        backoff: delay before a restart, growing with the restarts in the window.
+        auto_shutdown: ``"never"`` (default), ``"any_significant"`` or
+            ``"all_significant"``: when significant children exiting shut
+            this supervisor down.
+        restart, shutdown, significant: as for :class:`ChildSpec`.
+    """
+
+    id: str
+    children: tuple[Spec, ...] = ()
+    strategy: Strategy = "one_for_one"
+    max_restarts: int = 10
+    within: float = 10.0
+    backoff: Backoff = Backoff()
+    auto_shutdown: AutoShutdown = "never"
+    restart: Restart = "permanent"
+    shutdown: float = 30.0
+    significant: bool = False
+
+    def __post_init__(self) -> None:
+        _check_common("SupervisorSpec", self.id, self.restart, self.shutdown, self.significant)
+        if self.strategy not in _STRATEGIES:
+            raise InvalidSpec(
+                f"SupervisorSpec.strategy must be one of {_STRATEGIES}, got {self.strategy!r}"
+            )
+        if self.auto_shutdown not in _AUTO:
+            raise InvalidSpec(
+                f"SupervisorSpec.auto_shutdown must be one of {_AUTO}, got {self.auto_shutdown!r}"
+            )
+        _check_intensity("SupervisorSpec", self.max_restarts, self.within)
+        if not isinstance(self.children, tuple):
+            raise InvalidSpec("SupervisorSpec.children must be a tuple of specs")
+        seen: set[str] = set()
+        for child in self.children:
+            if not isinstance(child, ChildSpec | PoolSpec | SupervisorSpec):
+                raise InvalidSpec(
+                    f"SupervisorSpec {self.id!r} has a child that is not a spec: {child!r}"
+                )
+            if child.child_id in seen:
+                raise InvalidSpec(
+                    f"SupervisorSpec {self.id!r} has two children with id {child.child_id!r}; "
+                    "ids must be unique among siblings"
+                )
+            seen.add(child.child_id)
+
+    @property
+    def child_id(self) -> str:
+        """The supervisor's id."""
+        return self.id
+
+
+Spec = ChildSpec | PoolSpec | SupervisorSpec
+"""Anything a supervisor can start."""
+
+
+def _check_common(owner: str, cid: str | None, restart: str, shutdown: float, sig: bool) -> None:
+    if cid is not None and (not isinstance(cid, str) or not cid or "/" in cid):
+        raise InvalidSpec(f"{owner}.id must be a non-empty str without '/', got {cid!r}")
+    if restart not in _RESTARTS:
+        raise InvalidSpec(f"{owner}.restart must be one of {_RESTARTS}, got {restart!r}")
+    _positive(owner, "shutdown", shutdown, allow_zero=True)
+    if sig and restart == "permanent":
+        raise InvalidSpec(
+            f"{owner} is significant but permanent; a significant child must be "
+            "transient or temporary (as in OTP)"
+        )
+
+
+def _check_intensity(owner: str, max_restarts: int, within: float) -> None:
+    if not isinstance(max_restarts, int) or max_restarts < 0:
+        raise InvalidSpec(f"{owner}.max_restarts must be an int >= 0, got {max_restarts!r}")
+    _positive(owner, "within", within)

@@ -1,0 +1,396 @@
+"""The supervisor: restarts, retries and escalation in plain code, with OTP semantics.
+
+Rules a user can rely on:
+
+* Children start in spec order; if one fails to start, those already
+  started are stopped again, in reverse order, and the start fails with
+  :class:`ChildStartFailed`. A child whose ``on_start`` returns ``IGNORE`` is
+  kept as ``"ignored"`` and not run.
+* Children stop in reverse start order, each within its ``shutdown`` time.
+* A failure reaches the supervisor as a system message, handled in the
+  supervisor's own task. The failed message is retried per the child's
+  :class:`RetryPolicy` (put back at the head of the kept mailbox, so the
+  sender's order holds) or dead-lettered, and the ``ask`` waiting on it gets
+  :class:`HandlerError`. Then the child is restarted per its restart type
+  and the strategy, after a backoff delay with jitter.
+* Every restart counts toward the intensity: more than ``max_restarts``
+  within ``within`` seconds (monotonic clock) and the supervisor stops all
+  its children and fails with :class:`Escalated`, which its own supervisor
+  handles like any failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+from loguru import logger
+
+from greenroom._errors import (
+    ChildStartFailed,
+    ErrorInfo,
+    Escalated,
+    HandlerError,
+    InvalidSpec,
+    UsageError,
+)
+from greenroom.actors._actor import Actor
+from greenroom.actors._cell import Cell, State, SysItem, in_supervisor
+from greenroom.actors._spec import ChildSpec, PoolSpec, Spec, SupervisorSpec
+from greenroom.mailbox import Envelope
+
+if TYPE_CHECKING:
+    from greenroom.actors._ref import ActorRef
+
+__all__ = ["ChildInfo", "ChildStatus", "Supervisor"]
+
+ChildStatus = Literal["running", "restarting", "stopped", "ignored"]
+
+
+class ChildInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One child as its supervisor sees it (``which_children``).
+
+    Attributes:
+        id: the child's id among its siblings.
+        name: its registered name.
+        kind: ``"worker"``, ``"supervisor"`` or ``"pool"``.
+        status: ``"running"``, ``"restarting"``, ``"stopped"`` or ``"ignored"``.
+        restart: its restart type.
+        failures: how often its handlers failed since it was started.
+        depth: messages waiting in its mailbox.
+    """
+
+    id: str
+    name: str
+    kind: str
+    status: ChildStatus
+    restart: str
+    failures: int
+    depth: int
+
+
+class Child:
+    """A supervisor's record of one child."""
+
+    __slots__ = ("cell", "id", "spec", "status")
+
+    def __init__(self, spec: Spec, child_id: str) -> None:
+        self.spec = spec
+        self.id = child_id
+        self.cell: Cell | None = None
+        self.status: ChildStatus = "stopped"
+
+    def info(self) -> ChildInfo:
+        cell = self.cell
+        kind = (
+            "pool"
+            if isinstance(self.spec, PoolSpec)
+            else "supervisor"
+            if isinstance(self.spec, SupervisorSpec)
+            else "worker"
+        )
+        return ChildInfo(
+            id=self.id,
+            name="" if cell is None else cell.name,
+            kind=kind,
+            status=self.status,
+            restart=self.spec.restart,
+            failures=0 if cell is None else cell.failures,
+            depth=0 if cell is None else len(cell.mailbox),
+        )
+
+
+class Supervisor(Actor):
+    """An actor whose work is its children. Built from a :class:`SupervisorSpec`.
+
+    Its management methods (``start_child`` and the others) run in its own
+    task; call them through :class:`SupervisorRef`.
+    """
+
+    def __init__(self, spec: SupervisorSpec) -> None:
+        self.spec = spec
+        self.children: list[Child] = []
+        self._restarts: deque[float] = deque()
+        self._auto_ids = itertools.count(1)
+        self._pending: set[asyncio.TimerHandle] = set()
+
+    # -- start and stop ---------------------------------------------------
+
+    async def on_start(self) -> None:
+        token = in_supervisor.set(self.ctx._cell)
+        try:
+            for spec in self.spec.children:
+                await self._add(spec, rollback=True)
+        finally:
+            in_supervisor.reset(token)
+
+    async def on_stop(self) -> None:
+        for handle in self._pending:
+            handle.cancel()
+        self._pending.clear()
+        token = in_supervisor.set(self.ctx._cell)
+        try:
+            await self._stop_children()
+        finally:
+            in_supervisor.reset(token)
+
+    async def _add(self, spec: Spec, *, rollback: bool) -> Child:
+        child_id = spec.child_id
+        if any(c.id == child_id for c in self.children):
+            raise InvalidSpec(
+                f"{self.ctx.name} has a child with id {child_id!r} already; ids are unique "
+                "among siblings"
+            )
+        child = Child(spec, child_id)
+        try:
+            await self._start(child)
+        except Exception as exc:
+            if rollback:
+                await self._stop_children()
+            if isinstance(exc, UsageError):
+                raise
+            raise ChildStartFailed(
+                self._child_name(child_id), ErrorInfo.from_exception(exc)
+            ) from exc
+        self.children.append(child)
+        self._children_changed()
+        return child
+
+    async def _start(self, child: Child) -> None:
+        runtime = self.ctx.runtime
+        cell = runtime._make_cell(self.ctx._cell, child.spec, self._child_name(child.id))
+        cell.child = child
+        child.cell = cell
+        try:
+            started = await runtime._start_cell(cell)
+        except BaseException:
+            child.cell = None
+            raise
+        child.status = "running" if started else "ignored"
+        if not started:
+            child.cell = None
+
+    def _child_name(self, child_id: str) -> str:
+        cell = self.ctx._cell
+        return child_id if cell.parent is None else f"{cell.name}/{child_id}"
+
+    def _next_id(self, base: str) -> str:
+        taken = {c.id for c in self.children}
+        while True:
+            candidate = f"{base}-{next(self._auto_ids)}"
+            if candidate not in taken:
+                return candidate
+
+    async def _stop_children(self) -> None:
+        for child in reversed(self.children):
+            await self._stop_child(child)
+
+    async def _stop_child(self, child: Child) -> None:
+        cell = child.cell
+        if cell is not None:
+            await cell.stop()
+        if child.status != "ignored":
+            child.status = "stopped"
+
+    def _children_changed(self) -> None:
+        """Hook for subclasses that keep derived state (pools keep a routing table)."""
+
+    # -- failures (system messages, run in this supervisor's task) --------
+
+    def _find(self, cell: Cell) -> Child | None:
+        child = cell.child
+        if isinstance(child, Child) and child.cell is cell and child in self.children:
+            return child
+        return None
+
+    async def _child_failed(self, cell: Cell, envelope: Envelope | None, error: Exception) -> None:
+        child = self._find(cell)
+        info = ErrorInfo.from_exception(error)
+        restart = child is not None and child.spec.restart != "temporary"
+        delay_floor = 0.0
+        if envelope is not None:
+            delay_floor = self._settle_message(cell, child, envelope, error, info, restart)
+        if child is None:
+            return
+        logger.bind(actor=cell.name, event="child_failed").warning(
+            "{actor} failed: {error}", actor=cell.name, error=f"{info.type}: {info.message}"
+        )
+        if not restart:
+            await self._retire(child)
+            return
+        await self._restart(child, info, delay_floor)
+
+    def _settle_message(
+        self,
+        cell: Cell,
+        child: Child | None,
+        envelope: Envelope,
+        error: Exception,
+        info: ErrorInfo,
+        restart: bool,
+    ) -> float:
+        """Retry the failed message or dead-letter it; the delay the retry needs."""
+        spec = None if child is None else child.spec
+        retry = spec.retry if isinstance(spec, ChildSpec) else None
+        if restart and retry is not None and retry.should_retry(error, envelope.attempt):
+            envelope.attempt += 1
+            cell.mailbox.requeue(envelope)
+            return retry.backoff.delay(envelope.attempt - 1)
+        runtime = cell.runtime
+        cell.mailbox.ack(envelope)
+        runtime._dead_letter(envelope, cell.name, "handler_failed", info)
+        if envelope.correlation_id is not None:
+            failure = HandlerError(
+                cell.name, type(envelope.body).__qualname__, info, envelope.attempt
+            )
+            failure.__cause__ = error
+            runtime._reply_error(envelope, failure)
+        return 0.0
+
+    async def _child_exited(self, cell: Cell) -> None:
+        child = self._find(cell)
+        if child is None:
+            return
+        if child.spec.restart == "permanent":
+            info = ErrorInfo(type="normal", message=f"{cell.name} stopped itself")
+            await self._restart(child, info, 0.0)
+        else:
+            await self._retire(child)
+
+    async def _retire(self, child: Child) -> None:
+        """A child that is not restarted: stop it; forget it if temporary."""
+        await self._stop_child(child)
+        if child.spec.restart == "temporary":
+            self.children.remove(child)
+            self._children_changed()
+        if child.spec.significant:
+            await self._significant_gone()
+
+    async def _significant_gone(self) -> None:
+        mode = self.spec.auto_shutdown
+        if mode == "never":
+            return
+        alive = any(
+            c.spec.significant and c.status in ("running", "restarting") for c in self.children
+        )
+        if mode == "any_significant" or not alive:
+            await self._stop_children()
+            self.ctx.stop()
+
+    def _record_restart(self) -> bool:
+        now = time.monotonic()
+        window = self._restarts
+        window.append(now)
+        while window and window[0] < now - self.spec.within:
+            window.popleft()
+        return len(window) <= self.spec.max_restarts
+
+    async def _restart(self, child: Child, info: ErrorInfo, delay_floor: float) -> None:
+        if not self._record_restart():
+            await self._stop_children()
+            raise Escalated(self.ctx.name, len(self._restarts), self.spec.within, info)
+        group = self._group(child)
+        for member in reversed(group):
+            cell = member.cell
+            if cell is None:
+                continue
+            if member.spec.restart == "temporary" and member is not child:
+                await self._retire(member)
+                continue
+            await cell.halt(requeue=True)
+            cell.state = State.RESTARTING
+            member.status = "restarting"
+        group = [m for m in group if m.status == "restarting"]
+        delay = max(self.spec.backoff.delay(len(self._restarts)), delay_floor)
+        if delay <= 0:
+            await self._restart_group(group, info)
+            return
+        own = self.ctx._cell
+
+        def due() -> None:
+            self._pending.discard(handle)
+            own.post_system(SysItem(lambda sup: sup._restart_group(group, info)))
+
+        handle = own.runtime._loop.call_later(delay, due)
+        self._pending.add(handle)
+
+    def _group(self, child: Child) -> list[Child]:
+        strategy = self.spec.strategy
+        if strategy == "one_for_one":
+            return [child]
+        live = [c for c in self.children if c.cell is not None or c is child]
+        if strategy == "one_for_all":
+            return live
+        return live[live.index(child) :]
+
+    async def _restart_group(self, group: list[Child], info: ErrorInfo) -> None:
+        own = self.ctx._cell
+        for member in group:
+            cell = member.cell
+            if cell is None or member not in self.children or member.status != "restarting":
+                continue
+            try:
+                await cell.restart(info)
+            except Exception as exc:
+                own.post_system(
+                    SysItem(lambda sup, c=cell, e=exc: sup._child_failed(c, None, e)),
+                )
+                continue
+            member.status = "running"
+            logger.bind(actor=cell.name, event="child_restarted").info(
+                "{actor} restarted", actor=cell.name
+            )
+
+    # -- management (system items with a future; see SupervisorRef) -------
+
+    def _get(self, child_id: str) -> Child:
+        for child in self.children:
+            if child.id == child_id:
+                return child
+        raise InvalidSpec(
+            f"{self.ctx.name} has no child {child_id!r}; it has: "
+            f"{', '.join(c.id for c in self.children) or 'none'}"
+        )
+
+    async def start_child(self, spec: Spec) -> ActorRef | None:
+        """Start one more child from ``spec``; its ref, or ``None`` if it was ignored."""
+        if isinstance(spec, ChildSpec) and spec.id is None:
+            spec = msgspec.structs.replace(spec, id=self._next_id(spec.child_id))
+        child = await self._add(spec, rollback=False)
+        return None if child.cell is None else child.cell.ref  # type: ignore[no-any-return]
+
+    async def terminate_child(self, child_id: str) -> None:
+        """Stop a child; a temporary child is also forgotten."""
+        child = self._get(child_id)
+        await self._stop_child(child)
+        if child.spec.restart == "temporary":
+            self.children.remove(child)
+        self._children_changed()
+
+    async def restart_child(self, child_id: str) -> ActorRef | None:
+        """Start a stopped child again from its spec."""
+        child = self._get(child_id)
+        if child.status in ("running", "restarting"):
+            raise InvalidSpec(f"child {child_id!r} of {self.ctx.name} is {child.status}")
+        await self._start(child)
+        self._children_changed()
+        return None if child.cell is None else child.cell.ref  # type: ignore[no-any-return]
+
+    async def delete_child(self, child_id: str) -> None:
+        """Forget a stopped child's spec."""
+        child = self._get(child_id)
+        if child.status in ("running", "restarting"):
+            raise InvalidSpec(
+                f"child {child_id!r} of {self.ctx.name} is {child.status}; terminate it first"
+            )
+        self.children.remove(child)
+        self._children_changed()
+
+    async def which_children(self) -> list[ChildInfo]:
+        """The children in start order, with their status."""
+        return [c.info() for c in self.children]
+
