@@ -160,7 +160,7 @@ def _message_types(cls: type, name: str, fn: Any) -> tuple[type, ...]:
                 f"{cls.__qualname__}.{name}: cannot resolve the message type annotation ({exc}); "
                 "define the message class at module level or use @handler(MessageType)"
             ) from exc
-        params = [p for p in fn.__code__.co_varnames[1 : fn.__code__.co_argcount]]
+        params = list(fn.__code__.co_varnames[1 : fn.__code__.co_argcount])
         if not params or params[0] not in hints:
             raise InvalidSpec(
                 f"{cls.__qualname__}.{name}: a handler takes one message parameter annotated "

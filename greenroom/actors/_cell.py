@@ -15,7 +15,7 @@ import enum
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 from loguru import logger
@@ -26,6 +26,7 @@ from greenroom.mailbox import Envelope, Mailbox
 from greenroom.trace import current_span
 
 if TYPE_CHECKING:
+    from greenroom.actors._ref import ActorRef
     from greenroom.actors._runtime import Runtime
 
 __all__ = ["Cell", "State", "SysItem", "in_supervisor"]
@@ -78,8 +79,8 @@ class Cell:
         "current",
         "dispatch",
         "factory",
-        "handled",
         "failures",
+        "handled",
         "handler_timeout",
         "links",
         "mailbox",
@@ -123,7 +124,7 @@ class Cell:
         self.throughput = throughput
         self.actor: Actor | None = None
         self.child: Any = None  # the supervisor's record of this cell
-        self.ref: Any = None
+        self.ref: ActorRef = cast("ActorRef", None)  # set by the runtime right after
         self.state = State.NEW
         self.task: asyncio.Task[None] | None = None
         self.waiter: asyncio.Future[bool] | None = None

@@ -30,7 +30,7 @@ class Timer:
     finds the mailbox full is a dead letter (``mailbox_full``), not a wait.
     """
 
-    __slots__ = ("_cell", "_body", "_due", "_handle", "_interval", "cancelled")
+    __slots__ = ("_body", "_cell", "_due", "_handle", "_interval", "cancelled")
 
     def __init__(self, cell: Cell, body: object, delay: float, interval: float | None) -> None:
         self._cell = cell
@@ -66,8 +66,11 @@ class Timer:
         try:
             cell.mailbox.put_nowait(envelope)
         except (MailboxFull, MailboxClosed) as exc:
-            reason = "mailbox_full" if isinstance(exc, MailboxFull) else "actor_stopped"
-            runtime._dead_letter(envelope, cell.name, reason, ErrorInfo.from_exception(exc))
+            info = ErrorInfo.from_exception(exc)
+            if isinstance(exc, MailboxFull):
+                runtime._dead_letter(envelope, cell.name, "mailbox_full", info)
+            else:
+                runtime._dead_letter(envelope, cell.name, "actor_stopped", info)
 
 
 class ActorContext:
@@ -86,7 +89,7 @@ class ActorContext:
     @property
     def ref(self) -> ActorRef:
         """A ref to this actor."""
-        return self._cell.ref  # type: ignore[no-any-return]
+        return self._cell.ref
 
     @property
     def runtime(self) -> Runtime:
@@ -97,7 +100,7 @@ class ActorContext:
     def parent(self) -> ActorRef | None:
         """A ref to the actor's supervisor (``None`` for the root)."""
         parent = self._cell.parent
-        return None if parent is None else parent.ref  # type: ignore[no-any-return]
+        return None if parent is None else parent.ref
 
     @property
     def envelope(self) -> Envelope | None:
@@ -194,4 +197,3 @@ def _is_supervisor(cell: Cell) -> bool:
     from greenroom.actors._supervisor import Supervisor
 
     return isinstance(cell.actor, Supervisor)
-

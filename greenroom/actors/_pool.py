@@ -13,9 +13,9 @@ import msgspec
 from greenroom._errors import ActorStopped, InvalidSpec
 from greenroom.actors._cell import Cell
 from greenroom.actors._ref import ActorRef
-from greenroom.actors._supervisor_ref import SupervisorRef
 from greenroom.actors._spec import PoolSpec, SupervisorSpec
 from greenroom.actors._supervisor import Supervisor
+from greenroom.actors._supervisor_ref import SupervisorRef
 
 if TYPE_CHECKING:
     from greenroom.actors._supervisor import Child
@@ -39,9 +39,7 @@ class Pool(Supervisor):
     """
 
     def __init__(self, spec: PoolSpec) -> None:
-        workers = tuple(
-            msgspec.structs.replace(spec.worker, id=str(i)) for i in range(spec.size)
-        )
+        workers = tuple(msgspec.structs.replace(spec.worker, id=str(i)) for i in range(spec.size))
         super().__init__(
             SupervisorSpec(
                 id=spec.id,
@@ -67,9 +65,7 @@ class Pool(Supervisor):
             points: list[tuple[int, Cell]] = []
             for child in self.children:
                 if child.cell is not None:
-                    points.extend(
-                        (_hash64(f"{child.id}#{v}"), child.cell) for v in range(_VNODES)
-                    )
+                    points.extend((_hash64(f"{child.id}#{v}"), child.cell) for v in range(_VNODES))
             points.sort(key=operator.itemgetter(0))
             self._ring = [p[0] for p in points]
             self._ring_cells = [p[1] for p in points]
@@ -107,7 +103,8 @@ class Pool(Supervisor):
             raise InvalidSpec(f"pool size must be an int >= 0, got {size!r}")
         current: list[Child] = list(self.children)
         for i in range(len(current), size):
-            await self._add(msgspec.structs.replace(self.pool_spec.worker, id=str(i)), rollback=False)
+            worker = msgspec.structs.replace(self.pool_spec.worker, id=str(i))
+            await self._add(worker, rollback=False)
         for child in reversed(current[size:]):
             await self._stop_child(child)
             self.children.remove(child)

@@ -75,6 +75,3 @@ async def serve(
             drained = await rt.drain(drain_timeout)
             if not drained:
                 logger.bind(event="shutdown").warning("drain deadline passed; stopping anyway")
-
-
-

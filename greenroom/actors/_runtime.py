@@ -10,8 +10,9 @@ greenroom therefore runs on asyncio (anyio's asyncio backend included).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, overload
 
 import anyio
 import msgspec
@@ -198,7 +199,9 @@ class Runtime:
         """
         self._intake_open = False
         with anyio.move_on_after(timeout):
-            while not self._quiet():
+            # Polled: drain is a rare shutdown step, and tracking emptiness
+            # on every send would tax the hot path for it.
+            while not self._quiet():  # noqa: ASYNC110
                 await anyio.sleep(0.01)
             return True
         return False
@@ -223,8 +226,8 @@ class Runtime:
                 if since < limit:
                     cell.retire()
 
-    def _start_task(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
-        task = self._loop.create_task(coro, name=name)  # type: ignore[arg-type]
+    def _start_task(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = self._loop.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -251,6 +254,23 @@ class Runtime:
 
     # -- spawning -----------------------------------------------------------
 
+    @overload
+    async def spawn(self, actor: PoolSpec) -> PoolRef: ...
+    @overload
+    async def spawn(self, actor: SupervisorSpec) -> SupervisorRef: ...
+    @overload
+    async def spawn(
+        self,
+        actor: type[Actor] | ChildSpec,
+        *,
+        name: str | None = None,
+        args: tuple[Any, ...] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        mailbox: MailboxConfig | None = None,
+        restart: Restart = "permanent",
+        retry: RetryPolicy | None = None,
+        handler_timeout: float | None = None,
+    ) -> ActorRef: ...
     async def spawn(
         self,
         actor: type[Actor] | Spec,
@@ -262,12 +282,13 @@ class Runtime:
         restart: Restart = "permanent",
         retry: RetryPolicy | None = None,
         handler_timeout: float | None = None,
-    ) -> Any:
+    ) -> ActorRef:
         """Start an actor (or a supervisor or pool, from its spec) under the root.
 
         Returns an :class:`ActorRef` (a :class:`PoolRef` for a pool, a
         :class:`SupervisorRef` for a supervisor). Unnamed actors get a
-        unique name from their class.
+        unique name from their class. If the actor's ``on_start`` returned
+        ``IGNORE``, the ref is one to a stopped actor.
 
         Raises:
             InvalidSpec: a bad spec or option; NameTaken: the name is in use;
@@ -296,14 +317,12 @@ class Runtime:
         cell = self._cells.get(name)
         if cell is None:
             raise ActorStopped(name)
-        return cell.ref  # type: ignore[no-any-return]
+        return cell.ref
 
-    async def _start_child(self, supervisor: Cell, spec: Spec) -> Any:
-        ref = await self._call_supervisor(
+    async def _start_child(self, supervisor: Cell, spec: Spec) -> ActorRef:
+        ref: ActorRef = await self._call_supervisor(
             supervisor, lambda sup: sup.start_child(spec), self.config.ask_timeout
         )
-        if ref is None:
-            return None
         return ref
 
     async def _call_supervisor(
@@ -324,12 +343,10 @@ class Runtime:
         child = cell.child
         if parent is None or child is None or parent.state is State.STOPPED:
             return
-        try:
+        with contextlib.suppress(GreenroomError):  # gone already
             await self._call_supervisor(
                 parent, lambda sup: sup.terminate_child(child.id), self.config.shutdown_timeout
             )
-        except GreenroomError:
-            pass  # gone already
 
     def _make_cell(self, parent: Cell, spec: Spec, name: str) -> Cell:
         if isinstance(spec, ChildSpec):
@@ -507,7 +524,8 @@ class Runtime:
         self, envelope: Envelope, actor: str, reason: DeadLetterReason, error: ErrorInfo
     ) -> None:
         self._dead_letter_total += 1
-        self.dead_letters.add(DeadLetter(envelope=envelope, actor=actor, reason=reason, error=error))
+        letter = DeadLetter(envelope=envelope, actor=actor, reason=reason, error=error)
+        self.dead_letters.add(letter)
         logger.bind(
             actor=actor, event="dead_letter", reason=reason, trace_id=envelope.trace_id
         ).warning(

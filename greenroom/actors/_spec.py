@@ -112,7 +112,9 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise InvalidSpec(f"RetryPolicy.max_attempts must be an int >= 1, got {self.max_attempts!r}")
+            raise InvalidSpec(
+                f"RetryPolicy.max_attempts must be an int >= 1, got {self.max_attempts!r}"
+            )
         for exc_type in self.retry_on:
             if not (isinstance(exc_type, type) and issubclass(exc_type, Exception)):
                 raise InvalidSpec(f"RetryPolicy.retry_on holds {exc_type!r}, not an Exception type")

@@ -25,7 +25,8 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 from loguru import logger
@@ -138,7 +139,7 @@ class Supervisor(Actor):
         finally:
             in_supervisor.reset(token)
 
-    async def _add(self, spec: Spec, *, rollback: bool) -> Child:
+    async def _add(self, spec: Spec, *, rollback: bool) -> tuple[Child, ActorRef]:
         child_id = spec.child_id
         if any(c.id == child_id for c in self.children):
             raise InvalidSpec(
@@ -147,7 +148,7 @@ class Supervisor(Actor):
             )
         child = Child(spec, child_id)
         try:
-            await self._start(child)
+            ref = await self._start(child)
         except Exception as exc:
             if rollback:
                 await self._stop_children()
@@ -158,9 +159,10 @@ class Supervisor(Actor):
             ) from exc
         self.children.append(child)
         self._children_changed()
-        return child
+        return child, ref
 
-    async def _start(self, child: Child) -> None:
+    async def _start(self, child: Child) -> ActorRef:
+        """Start ``child`` in a new cell; its ref (to a stopped actor if it was ignored)."""
         runtime = self.ctx.runtime
         cell = runtime._make_cell(self.ctx._cell, child.spec, self._child_name(child.id))
         cell.child = child
@@ -173,6 +175,7 @@ class Supervisor(Actor):
         child.status = "running" if started else "ignored"
         if not started:
             child.cell = None
+        return cell.ref
 
     def _child_name(self, child_id: str) -> str:
         cell = self.ctx._cell
@@ -336,9 +339,7 @@ class Supervisor(Actor):
             try:
                 await cell.restart(info)
             except Exception as exc:
-                own.post_system(
-                    SysItem(lambda sup, c=cell, e=exc: sup._child_failed(c, None, e)),
-                )
+                own.post_system(SysItem(_report_failure(cell, exc)))
                 continue
             member.status = "running"
             logger.bind(actor=cell.name, event="child_restarted").info(
@@ -356,12 +357,12 @@ class Supervisor(Actor):
             f"{', '.join(c.id for c in self.children) or 'none'}"
         )
 
-    async def start_child(self, spec: Spec) -> ActorRef | None:
-        """Start one more child from ``spec``; its ref, or ``None`` if it was ignored."""
+    async def start_child(self, spec: Spec) -> ActorRef:
+        """Start one more child from ``spec``; its ref (to a stopped actor if it was ignored)."""
         if isinstance(spec, ChildSpec) and spec.id is None:
             spec = msgspec.structs.replace(spec, id=self._next_id(spec.child_id))
-        child = await self._add(spec, rollback=False)
-        return None if child.cell is None else child.cell.ref  # type: ignore[no-any-return]
+        _, ref = await self._add(spec, rollback=False)
+        return ref
 
     async def terminate_child(self, child_id: str) -> None:
         """Stop a child; a temporary child is also forgotten."""
@@ -371,14 +372,14 @@ class Supervisor(Actor):
             self.children.remove(child)
         self._children_changed()
 
-    async def restart_child(self, child_id: str) -> ActorRef | None:
-        """Start a stopped child again from its spec."""
+    async def restart_child(self, child_id: str) -> ActorRef:
+        """Start a stopped child again from its spec; its new ref."""
         child = self._get(child_id)
         if child.status in ("running", "restarting"):
             raise InvalidSpec(f"child {child_id!r} of {self.ctx.name} is {child.status}")
-        await self._start(child)
+        ref = await self._start(child)
         self._children_changed()
-        return None if child.cell is None else child.cell.ref  # type: ignore[no-any-return]
+        return ref
 
     async def delete_child(self, child_id: str) -> None:
         """Forget a stopped child's spec."""
@@ -394,3 +395,11 @@ class Supervisor(Actor):
         """The children in start order, with their status."""
         return [c.info() for c in self.children]
 
+
+def _report_failure(cell: Cell, error: Exception) -> Callable[[Supervisor], Awaitable[None]]:
+    """A system item that reports a failed restart of ``cell`` to its supervisor."""
+
+    def item(sup: Supervisor) -> Awaitable[None]:
+        return sup._child_failed(cell, None, error)
+
+    return item

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable
 
@@ -125,10 +126,8 @@ class MemoryMailbox:
                 self._reserved -= 1
                 self._wake_putter()
             else:
-                try:
+                with contextlib.suppress(ValueError):
                     self._putters.remove(waiter)
-                except ValueError:
-                    pass
             raise
         self._reserved -= 1
         if self._closed:

@@ -33,7 +33,7 @@ def check_message(body: object) -> None:
         return
     if not isinstance(body, msgspec.Struct):
         raise InvalidMessage(cls.__qualname__, "it is not a msgspec Struct")
-    config = cls.__struct_config__
+    config = body.__struct_config__
     if not config.frozen:
         raise InvalidMessage(cls.__qualname__, "it is not frozen, so a receiver could mutate it")
     if config.tag is None:
