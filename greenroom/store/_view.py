@@ -1,0 +1,203 @@
+"""StoreView: an actor's contract-checked access to the store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+from greenroom.store._contract import Principal, check_declaration, violation
+from greenroom.store._errors import ContractViolation
+from greenroom.store._protocol import Store
+from greenroom.store._readset import ReadEntry, ReadSet
+from greenroom.store._record import Tombstone, Versioned
+from greenroom.store._scope import Scope
+from greenroom.store._watch import Sink, Watch
+
+__all__ = ["StoreView"]
+
+T = TypeVar("T")
+
+
+def _no_trace() -> str | None:
+    return None
+
+
+class StoreView:
+    """One actor's access to a store, limited to the scopes it declared.
+
+    Every call first checks the access against the declaration and the
+    scope's contract, before any I/O: reads, scans, watches and freshness
+    checks need the scope declared in ``reads`` or ``writes`` (its owner may
+    read what it writes); writes and deletes need it declared in ``writes``.
+    A refused access raises :class:`ContractViolation`, logged with actor,
+    scope and key, and nothing is read or written. Writes are recorded with
+    the actor's name and the trace id ``trace_id()`` returns at the time of
+    the call.
+
+    Constructing a view checks the declaration itself (see
+    :func:`check_declaration`) and raises :class:`ContractViolation` if the
+    scopes do not allow it.
+    """
+
+    __slots__ = ("_principal", "_readable", "_store", "_trace_id", "_writable")
+
+    def __init__(
+        self,
+        store: Store,
+        principal: Principal,
+        reads: Iterable[Scope[object]] = (),
+        writes: Iterable[Scope[object]] = (),
+        trace_id: Callable[[], str | None] = _no_trace,
+    ) -> None:
+        reads, writes = tuple(reads), tuple(writes)
+        check_declaration(principal, reads, writes)
+        self._store = store
+        self._principal = principal
+        self._writable = {scope.name: scope for scope in writes}
+        self._readable = {scope.name: scope for scope in reads} | self._writable
+        self._trace_id = trace_id
+
+    @property
+    def principal(self) -> Principal:
+        """The actor this view belongs to."""
+        return self._principal
+
+    @property
+    def store(self) -> Store:
+        """The store behind the view (no contract checks: for the runtime, not actors)."""
+        return self._store
+
+    def _refuse(self, scope: str, key: str | None, access: str, reason: str) -> ContractViolation:
+        writing = access in ("write", "delete")
+        fix = (
+            f"declare the scope in the actor's {'writes' if writing else 'reads'}; the scope "
+            f"must name {self._principal.name!r} (or its class) as "
+            f"{'its owner' if writing else 'its owner or a reader'}"
+        )
+        return violation(self._principal, scope, key, access, reason, fix)
+
+    def _check(
+        self, table: dict[str, Scope[object]], scope: Scope[object], key: str | None, access: str
+    ) -> None:
+        declared = table.get(scope.name) if isinstance(scope, Scope) else None
+        if declared is scope:
+            return
+        if declared is None:
+            what = "writes" if table is self._writable else "reads or writes"
+            raise self._refuse(
+                getattr(scope, "name", repr(scope)),
+                key,
+                access,
+                f"it is not in the declared {what}",
+            )
+        if declared != scope:
+            raise self._refuse(
+                scope.name,
+                key,
+                access,
+                f"the scope passed ({scope!r}) differs from the one declared ({declared!r})",
+            )
+
+    async def read(
+        self, scope: Scope[T], key: str, *, read_set: ReadSet | None = None
+    ) -> Versioned[T] | Tombstone | None:
+        """The current record of ``key``, its tombstone, or None; see :meth:`Store.read`.
+
+        With ``read_set``, the version read is added to it (0 if never
+        written, the tombstone's version if deleted). Raises
+        :class:`ContractViolation`, and what :meth:`Store.read` raises.
+        """
+        self._check(self._readable, scope, key, "read")
+        record = await self._store.read(scope, key)
+        if read_set is not None:
+            read_set.add(scope.name, key, 0 if record is None else record.version)
+        return record
+
+    async def get(
+        self, scope: Scope[T], key: str, *, read_set: ReadSet | None = None
+    ) -> Versioned[T] | None:
+        """The live record of ``key``, or None if never written or deleted; else as :meth:`read`."""
+        record = await self.read(scope, key, read_set=read_set)
+        return record if isinstance(record, Versioned) else None
+
+    async def scan(
+        self,
+        scope: Scope[T],
+        prefix: str = "",
+        *,
+        limit: int | None = None,
+        read_set: ReadSet | None = None,
+    ) -> list[tuple[str, Versioned[T]]]:
+        """The live keys under ``prefix`` with their records; see :meth:`Store.scan`.
+
+        With ``read_set``, each record returned is added to it. Keys created
+        under the prefix later are not detected by ``check_fresh``; watch the
+        prefix for those. Raises :class:`ContractViolation`, and what
+        :meth:`Store.scan` raises.
+        """
+        self._check(self._readable, scope, None, "read")
+        found = await self._store.scan(scope, prefix, limit=limit)
+        if read_set is not None:
+            for key, record in found:
+                read_set.add(scope.name, key, record.version)
+        return found
+
+    async def write(
+        self, scope: Scope[T], key: str, value: T, *, expected: int | None = None
+    ) -> Versioned[T]:
+        """Write ``value`` as the actor; see :meth:`Store.write` for ``expected``.
+
+        Raises :class:`ContractViolation`, and what :meth:`Store.write` raises
+        (:class:`VersionConflict`, :class:`InvalidValue`, ...).
+        """
+        self._check(self._writable, scope, key, "write")
+        return await self._store.write(
+            scope,
+            key,
+            value,
+            expected=expected,
+            writer=self._principal.name,
+            trace_id=self._trace_id(),
+        )
+
+    async def delete(
+        self, scope: Scope[object], key: str, *, expected: int | None = None
+    ) -> Tombstone | None:
+        """Delete ``key`` as the actor; see :meth:`Store.delete`.
+
+        Raises :class:`ContractViolation`, and what :meth:`Store.delete` raises.
+        """
+        self._check(self._writable, scope, key, "delete")
+        return await self._store.delete(
+            scope, key, expected=expected, writer=self._principal.name, trace_id=self._trace_id()
+        )
+
+    async def watch(
+        self,
+        scope: Scope[object],
+        *,
+        key: str | None = None,
+        prefix: str | None = None,
+        sink: Sink,
+        since: int | None = None,
+    ) -> Watch:
+        """Watch a key or a prefix of a readable scope; see :meth:`Store.watch` and :class:`Watch`.
+
+        Raises :class:`ContractViolation`, and what :meth:`Store.watch` raises.
+        """
+        self._check(self._readable, scope, key, "watch")
+        return await self._store.watch(scope, key=key, prefix=prefix, sink=sink, since=since)
+
+    async def check_fresh(self, reads: ReadSet | Iterable[ReadEntry]) -> tuple[ReadEntry, ...]:
+        """The stale entries of ``reads``; see :meth:`Store.check_fresh`.
+
+        Every entry must be of a readable scope. Raises
+        :class:`ContractViolation`, and what :meth:`Store.check_fresh` raises.
+        """
+        entries = tuple(reads)
+        for entry in entries:
+            if entry.scope not in self._readable:
+                raise self._refuse(
+                    entry.scope, entry.key, "read", "it is not in the declared reads"
+                )
+        return await self._store.check_fresh(entries)
