@@ -116,6 +116,9 @@ class Actor:
     async def on_stop(self) -> None:
         """Called once after the last message."""
 
+    def _gr_kill(self) -> None:
+        """Runtime hook: the instance's stop ran out of time (supervisors kill their children)."""
+
 
 def dispatch_table(cls: type[Actor]) -> dict[type, HandlerFn]:
     """The message-type-to-handler table of ``cls``, built once and cached on the class.

@@ -269,8 +269,9 @@ class Cell:
         if parent is None:
             self.runtime._root_failed(self, error)
         else:
+            instance = self.actor
             parent.post_system(
-                SysItem(lambda sup: sup._child_failed(self, envelope, error)),
+                SysItem(lambda sup: sup._child_failed(self, envelope, error, instance)),
             )
 
     def request_exit(self) -> None:
@@ -282,7 +283,8 @@ class Cell:
         if parent is None:
             self.runtime._root_exited(self)
         else:
-            parent.post_system(SysItem(lambda sup: sup._child_exited(self)))
+            instance = self.actor
+            parent.post_system(SysItem(lambda sup: sup._child_exited(self, instance)))
 
     # -- lifecycle (run by the supervisor, in its task) -------------------
 
@@ -355,13 +357,15 @@ class Cell:
                 self.runtime._undeliverable(self, envelope)
         actor = self.actor
         if actor is not None and was in (State.RUNNING, State.EXITING, State.FAILED):
-            with anyio.move_on_after(self.shutdown):
+            with anyio.move_on_after(self.shutdown) as scope:
                 try:
                     await actor.on_stop()
                 except Exception as exc:
                     logger.bind(actor=self.name, event="on_stop_failed").opt(exception=exc).warning(
                         "{actor}: on_stop raised {error!r}", actor=self.name, error=exc
                     )
+            if scope.cancelled_caught:
+                actor._gr_kill()
         links = self.links
         if links:
             self.links = None
@@ -375,6 +379,26 @@ class Cell:
             return
         if self.state not in (State.NEW, State.IGNORED):
             await self.halt(requeue=False)
+        self.close()
+
+    def kill(self) -> None:
+        """Stop at once, without waiting: cancel the task, then :meth:`close`.
+
+        For a stop that ran out of time: ``on_stop`` is not run; a
+        supervisor's children are killed too.
+        """
+        if self.state is State.STOPPED:
+            return
+        task = self.task
+        self.task = None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        envelope = self.current
+        self.current = None
+        if envelope is not None:
+            self.runtime._undeliverable(self, envelope)
+        if self.actor is not None:
+            self.actor._gr_kill()
         self.close()
 
     def close(self) -> None:

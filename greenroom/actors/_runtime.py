@@ -248,6 +248,7 @@ class Runtime:
     def _fail_runtime(self, error: BaseException | None) -> None:
         if self._failure is None and error is not None:
             self._failure = error
+        self._intake_open = False
         self._stopped.set()
         if self._stopping is None:
             self._stopping = self._loop.create_task(self._stop_tree())
@@ -306,6 +307,8 @@ class Runtime:
         )
         if self._root is None:
             raise InvalidSpec("spawn before the runtime started; use `async with Runtime()`")
+        if not self._intake_open or self._root.state is State.STOPPED:
+            raise ActorStopped("runtime")
         return await self._start_child(self._root, spec)
 
     def ref(self, name: str) -> ActorRef:
@@ -403,7 +406,7 @@ class Runtime:
             cell.close()
             raise
         if not started:
-            self._unregister(cell)
+            cell.close()
         return started
 
     def _unregister(self, cell: Cell) -> None:

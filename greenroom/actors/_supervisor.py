@@ -77,11 +77,12 @@ class ChildInfo(msgspec.Struct, frozen=True, kw_only=True):
 class Child:
     """A supervisor's record of one child."""
 
-    __slots__ = ("cell", "id", "spec", "status")
+    __slots__ = ("cell", "id", "name", "spec", "status")
 
     def __init__(self, spec: Spec, child_id: str) -> None:
         self.spec = spec
         self.id = child_id
+        self.name = ""
         self.cell: Cell | None = None
         self.status: ChildStatus = "stopped"
 
@@ -96,7 +97,7 @@ class Child:
         )
         return ChildInfo(
             id=self.id,
-            name="" if cell is None else cell.name,
+            name=self.name,
             kind=kind,
             status=self.status,
             restart=self.spec.restart,
@@ -149,26 +150,33 @@ class Supervisor(Actor):
         child = Child(spec, child_id)
         try:
             ref = await self._start(child)
-        except Exception as exc:
+        except Exception:
             if rollback:
                 await self._stop_children()
-            if isinstance(exc, UsageError):
-                raise
-            raise ChildStartFailed(
-                self._child_name(child_id), ErrorInfo.from_exception(exc)
-            ) from exc
+            raise
         self.children.append(child)
         self._children_changed()
         return child, ref
 
     async def _start(self, child: Child) -> ActorRef:
-        """Start ``child`` in a new cell; its ref (to a stopped actor if it was ignored)."""
+        """Start ``child`` in a new cell; its ref (to a stopped actor if it was ignored).
+
+        Raises:
+            ChildStartFailed: its constructor or ``on_start`` raised.
+            UsageError: a mistake in the spec or the code (not wrapped).
+        """
         runtime = self.ctx.runtime
-        cell = runtime._make_cell(self.ctx._cell, child.spec, self._child_name(child.id))
+        name = child.name = self._child_name(child.id)
+        cell = runtime._make_cell(self.ctx._cell, child.spec, name)
         cell.child = child
         child.cell = cell
         try:
             started = await runtime._start_cell(cell)
+        except Exception as exc:
+            child.cell = None
+            if isinstance(exc, UsageError):
+                raise
+            raise ChildStartFailed(name, ErrorInfo.from_exception(exc)) from exc
         except BaseException:
             child.cell = None
             raise
@@ -195,30 +203,54 @@ class Supervisor(Actor):
     async def _stop_child(self, child: Child) -> None:
         cell = child.cell
         if cell is not None:
-            await cell.stop()
+            await cell.stop()  # if cut short, the cell stays for _gr_kill to find
+        child.cell = None
         if child.status != "ignored":
             child.status = "stopped"
+
+    def _gr_kill(self) -> None:
+        """Our stop ran out of time: stop every child at once, without waiting."""
+        for child in reversed(self.children):
+            cell = child.cell
+            child.cell = None
+            if cell is not None:
+                cell.kill()
+            if child.status != "ignored":
+                child.status = "stopped"
 
     def _children_changed(self) -> None:
         """Hook for subclasses that keep derived state (pools keep a routing table)."""
 
     # -- failures (system messages, run in this supervisor's task) --------
 
-    def _find(self, cell: Cell) -> Child | None:
+    def _find(self, cell: Cell, instance: Actor | None) -> Child | None:
+        """The record of ``cell`` if ``instance`` is still its current instance."""
         child = cell.child
-        if isinstance(child, Child) and child.cell is cell and child in self.children:
+        if (
+            isinstance(child, Child)
+            and child.cell is cell
+            and child in self.children
+            and (instance is None or cell.actor is instance)
+        ):
             return child
         return None
 
-    async def _child_failed(self, cell: Cell, envelope: Envelope | None, error: Exception) -> None:
-        child = self._find(cell)
+    async def _child_failed(
+        self,
+        cell: Cell,
+        envelope: Envelope | None,
+        error: Exception,
+        instance: Actor | None = None,
+    ) -> None:
+        child = self._find(cell, None)
         info = ErrorInfo.from_exception(error)
         restart = child is not None and child.spec.restart != "temporary"
         delay_floor = 0.0
         if envelope is not None:
+            # The message is settled even when the report is stale.
             delay_floor = self._settle_message(cell, child, envelope, error, info, restart)
-        if child is None:
-            return
+        if child is None or (instance is not None and cell.actor is not instance):
+            return  # that instance was replaced already (a group restart): nothing to restart
         logger.bind(actor=cell.name, event="child_failed").warning(
             "{actor} failed: {error}", actor=cell.name, error=f"{info.type}: {info.message}"
         )
@@ -254,8 +286,8 @@ class Supervisor(Actor):
             runtime._reply_error(envelope, failure)
         return 0.0
 
-    async def _child_exited(self, cell: Cell) -> None:
-        child = self._find(cell)
+    async def _child_exited(self, cell: Cell, instance: Actor | None = None) -> None:
+        child = self._find(cell, instance)
         if child is None:
             return
         if child.spec.restart == "permanent":

@@ -28,7 +28,7 @@ class SupervisorRef(ActorRef):
         return await self._runtime._call_supervisor(ActorRef._target(self, None), fn, timeout)
 
     async def start_child(self, spec: Spec, *, timeout: float = 5.0) -> Any:
-        """Start a new child from ``spec``; its ref, or ``None`` if it returned IGNORE.
+        """Start a new child from ``spec``; its ref (to a stopped actor if it returned IGNORE).
 
         Also raises ChildStartFailed when its ``on_start`` raised.
         """

@@ -185,21 +185,21 @@ async def test_runtime_exit_fails_pending_asks_and_leaves_no_task() -> None:
     import asyncio
 
     before = set(asyncio.all_tasks())
-    async with anyio.create_task_group() as tg:
-        async with gr.Runtime(gr.RuntimeConfig(shutdown_timeout=1.0)) as rt:
-            ref = await rt.spawn(
-                gr.ChildSpec(actor=Echo, args=(gate, entered), shutdown=0.05)
-            )
+    async with (
+        anyio.create_task_group() as tg,
+        gr.Runtime(gr.RuntimeConfig(shutdown_timeout=1.0)) as rt,
+    ):
+        ref = await rt.spawn(gr.ChildSpec(actor=Echo, args=(gate, entered), shutdown=0.05))
 
-            async def ask() -> None:
-                try:
-                    await ref.ask(Hold(), timeout=10)
-                except gr.GreenroomError as exc:
-                    result.append(exc)
+        async def ask() -> None:
+            try:
+                await ref.ask(Hold(), timeout=10)
+            except gr.GreenroomError as exc:
+                result.append(exc)
 
-            tg.start_soon(ask)
-            with anyio.fail_after(5):
-                await entered.wait()
+        tg.start_soon(ask)
+        with anyio.fail_after(5):
+            await entered.wait()
     assert [type(e) for e in result] == [gr.ActorStopped]
     assert set(asyncio.all_tasks()) - before == set()
 
@@ -240,7 +240,8 @@ async def test_messages_from_a_handler_join_its_trace() -> None:
         await leaf.ask(Forward(n=2))  # a root message: a new trace
     trace_id, span_id = trace_and_span.split()
     assert seen[0] == Seen(trace_id=trace_id, parent_span_id=span_id, sender="middle")
-    assert seen[1].trace_id != trace_id and seen[1].parent_span_id is None
+    assert seen[1].trace_id != trace_id
+    assert seen[1].parent_span_id is None
 
 
 @pytest.mark.anyio
@@ -264,7 +265,9 @@ async def test_ctx_log_is_bound_to_actor_and_trace() -> None:
         logger.remove(sink)
         logger.disable("greenroom")
     mine = [r for r in records if r.get("actor") == "logs"]
-    assert mine and mine[0]["trace_id"] and mine[0]["span_id"]
+    assert mine
+    assert mine[0]["trace_id"]
+    assert mine[0]["span_id"]
 
 
 def test_run_returns_main_result() -> None:

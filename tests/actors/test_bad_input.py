@@ -97,12 +97,14 @@ async def test_message_over_the_size_limit_raises_message_too_large() -> None:
         ref = await rt.spawn(Echo, name="echo")
         with pytest.raises(gr.MessageTooLarge) as info:
             await ref.ask(Blob(data=b"x" * 2000))
-        assert info.value.limit == 1024 and info.value.size > 2000
+        assert info.value.limit == 1024
+        assert info.value.size > 2000
         with pytest.raises(gr.MessageTooLarge):
             await ref.tell(Blob(data=b"x" * 2000))
         assert await ref.ask(Blob(data=b"x" * 100)) == 100
         letters = rt.dead_letters.list(reason="too_large")
-        assert len(letters) == 2 and letters[0].actor == "echo"
+        assert len(letters) == 2
+        assert letters[0].actor == "echo"
 
 
 @pytest.mark.anyio
@@ -159,7 +161,8 @@ async def test_encode_messages_debug_setting_hands_the_handler_a_copy() -> None:
     async with gr.Runtime(gr.RuntimeConfig(encode_messages=True)) as rt:
         ref = await rt.spawn(Keep)
         await ref.ask(original)
-    assert received == [original] and received[0] is not original
+    assert received == [original]
+    assert received[0] is not original
 
 
 def test_handler_for_a_type_that_is_not_a_message_is_invalid_spec() -> None:
@@ -171,7 +174,7 @@ def test_handler_for_a_type_that_is_not_a_message_is_invalid_spec() -> None:
         async with gr.Runtime() as rt:
             await rt.spawn(Bad)
 
-    with pytest.raises(gr.InvalidSpec, match="not a greenroom.Message"):
+    with pytest.raises(gr.InvalidSpec, match=r"not a greenroom\.Message"):
         gr.run(main)
 
 

@@ -119,7 +119,9 @@ async def test_a_new_sender_cannot_barge_ahead_of_waiting_senders() -> None:
         with pytest.raises(gr.MailboxFull):
             box.put_nowait(env(seq=2))
     got = box.get_nowait()
-    assert got is not None and isinstance(got.body, Item) and got.body.seq == 1
+    assert got is not None
+    assert isinstance(got.body, Item)
+    assert got.body.seq == 1
 
 
 @pytest.mark.anyio
