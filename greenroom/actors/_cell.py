@@ -128,7 +128,7 @@ class Cell:
         self.state = State.NEW
         self.task: asyncio.Task[None] | None = None
         self.waiter: asyncio.Future[bool] | None = None
-        self.sys: deque[SysItem] = deque()
+        self.sys: deque[SysItem] | None = None  # made on first use: most cells never need it
         self.current: Envelope | None = None
         self.timers: set[Any] | None = None
         self.links: list[Cell] | None = None
@@ -168,28 +168,58 @@ class Cell:
             if item.future is not None and not item.future.done():
                 item.future.set_exception(ActorStopped(self.name))
             return
+        if self.sys is None:
+            self.sys = deque()
         self.sys.append(item)
         self.wake()
 
     async def _run(self) -> None:
+        # The hot loop: handling is inlined (no coroutine per message) and
+        # everything it touches per message is a local.
         mailbox = self.mailbox
-        sys = self.sys
+        get = mailbox.get_nowait
+        ack = mailbox.ack
+        dispatch = self.dispatch
+        runtime = self.runtime
         throughput = self.throughput
+        running = State.RUNNING
         n = 0
         try:
             while True:
+                sys = self.sys
                 if sys:
                     await self._run_system(sys.popleft())
                     continue
-                if self.state is not State.RUNNING:
+                if self.state is not running:
                     return
-                envelope = mailbox.get_nowait()
+                envelope = get()
                 if envelope is None:
                     if await self._linger():
                         return
                     continue
-                if not await self._handle(envelope):
+                body = envelope.body
+                fn = dispatch.get(type(body))
+                if fn is None:
+                    runtime._unknown_message(self, envelope)
+                    continue
+                self.current = envelope
+                token = _set_span(envelope)
+                try:
+                    if self.handler_timeout is None:
+                        result = await fn(self.actor, body)
+                    else:
+                        result = await self._handle_with_deadline(fn, body, self.handler_timeout)
+                except Exception as exc:
+                    self.current = None
+                    self.fail(envelope, exc)
                     return
+                finally:
+                    _reset_span(token)
+                self.current = None
+                ack(envelope)
+                self.handled += 1
+                if envelope.correlation_id is not None:
+                    runtime._reply(envelope, result)
                 n += 1
                 if n >= throughput:
                     n = 0
@@ -228,32 +258,6 @@ class Cell:
             in_supervisor.reset(token)
 
     # -- handling ----------------------------------------------------------
-
-    async def _handle(self, envelope: Envelope) -> bool:
-        body = envelope.body
-        fn = self.dispatch.get(type(body))
-        if fn is None:
-            self.runtime._unknown_message(self, envelope)
-            return True
-        self.current = envelope
-        token = _set_span(envelope)
-        try:
-            if self.handler_timeout is None:
-                result = await fn(self.actor, body)
-            else:
-                result = await self._handle_with_deadline(fn, body, self.handler_timeout)
-        except Exception as exc:
-            self.current = None
-            self.fail(envelope, exc)
-            return False
-        finally:
-            _reset_span(token)
-        self.current = None
-        self.mailbox.ack(envelope)
-        self.handled += 1
-        if envelope.correlation_id is not None:
-            self.runtime._reply(envelope, result)
-        return self.state is State.RUNNING
 
     async def _handle_with_deadline(self, fn: HandlerFn, body: object, timeout: float) -> Any:
         with anyio.CancelScope(deadline=anyio.current_time() + timeout):

@@ -10,7 +10,7 @@ from loguru import logger
 from greenroom._errors import ActorStopped, ErrorInfo, InvalidSpec, MailboxClosed, MailboxFull
 from greenroom.actors._ref import ActorRef
 from greenroom.mailbox import Envelope, MailboxConfig
-from greenroom.trace import current_span
+from greenroom.trace import current_span, format_id
 
 if TYPE_CHECKING:
     import loguru
@@ -113,8 +113,8 @@ class ActorContext:
         span = current_span.get()
         return logger.bind(
             actor=self._cell.name,
-            trace_id=None if span is None else span.trace_id,
-            span_id=None if span is None else span.span_id,
+            trace_id=None if span is None else format_id(span.trace_id),
+            span_id=None if span is None else format_id(span.span_id),
         )
 
     async def tell(self, ref: ActorRef, body: object) -> None:

@@ -60,10 +60,10 @@ class Pool(Supervisor):
         )
 
     def _children_changed(self) -> None:
-        self._workers = [c.cell for c in self.children if c.cell is not None]
+        self._workers = [c.cell for c in self.children.values() if c.cell is not None]
         if self.pool_spec.routing == "consistent_hash":
             points: list[tuple[int, Cell]] = []
-            for child in self.children:
+            for child in self.children.values():
                 if child.cell is not None:
                     points.extend((_hash64(f"{child.id}#{v}"), child.cell) for v in range(_VNODES))
             points.sort(key=operator.itemgetter(0))
@@ -101,13 +101,13 @@ class Pool(Supervisor):
         """Grow or shrink to ``size`` workers (new ones start, the highest ids stop)."""
         if not isinstance(size, int) or size < 0:
             raise InvalidSpec(f"pool size must be an int >= 0, got {size!r}")
-        current: list[Child] = list(self.children)
+        current: list[Child] = list(self.children.values())
         for i in range(len(current), size):
             worker = msgspec.structs.replace(self.pool_spec.worker, id=str(i))
             await self._add(worker, rollback=False)
         for child in reversed(current[size:]):
             await self._stop_child(child)
-            self.children.remove(child)
+            del self.children[child.id]
         self._children_changed()
 
 

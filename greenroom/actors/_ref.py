@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from greenroom._errors import AskTimeout
+from greenroom._errors import AskTimeout, GreenroomError
 
 if TYPE_CHECKING:
     from greenroom.actors._cell import Cell
@@ -68,7 +68,13 @@ class ActorRef:
         """
         runtime = self._runtime
         cell = self._target(body)
-        await runtime._put(cell, runtime._envelope(cell, body), None)
+        envelope = runtime._envelope(cell, body)
+        try:
+            if cell.mailbox.offer(envelope):  # the fast path: room, nobody waiting
+                return
+        except GreenroomError:
+            pass  # closed: _put says so, with a dead letter
+        await runtime._put(cell, envelope, None)
 
     def tell_nowait(self, body: object) -> None:
         """Send ``body`` without ever waiting.

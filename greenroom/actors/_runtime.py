@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, overload
 
@@ -57,7 +58,7 @@ from greenroom.mailbox import (
     check_message,
     make_envelope,
 )
-from greenroom.trace import current_span
+from greenroom.trace import current_span, format_id
 
 __all__ = ["Runtime", "as_spec"]
 
@@ -114,7 +115,7 @@ class Runtime:
         )
         self.node = f"node-{id(self):x}"
         self._cells: dict[str, Cell] = {}
-        self._asks: dict[str, asyncio.Future[Any]] = {}
+        self._asks: dict[int, asyncio.Future[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._idle: dict[Cell, int] = {}
         self._sweeps = 0
@@ -353,11 +354,11 @@ class Runtime:
 
     def _make_cell(self, parent: Cell, spec: Spec, name: str) -> Cell:
         if isinstance(spec, ChildSpec):
-            cls, args, kwargs = spec.actor, spec.args, spec.kwargs
+            cls = spec.actor
             cell = Cell(
                 self,
                 name,
-                lambda: cls(*args, **kwargs),
+                functools.partial(cls, *spec.args, **spec.kwargs),
                 cls,
                 MemoryMailbox(spec.mailbox.capacity, label=name),
                 parent=parent,
@@ -419,11 +420,12 @@ class Runtime:
         self, cell: Cell, body: object, *, ask: bool = False, timeout: float | None = None
     ) -> Envelope:
         try:
-            check_message(body)
+            bound = check_message(body)
         except InvalidMessage as exc:
             self._refuse(cell, body, "invalid_message", exc)
             raise
-        if self._max_bytes is not None or self._encode:
+        limit = self._max_bytes
+        if self._encode or (limit is not None and (bound is None or bound > limit)):
             body = self._check_encoding(cell, body)
         if not self._intake_open and current_span.get() is None:
             closed = MailboxClosed(cell.name)
@@ -530,7 +532,7 @@ class Runtime:
         letter = DeadLetter(envelope=envelope, actor=actor, reason=reason, error=error)
         self.dead_letters.add(letter)
         logger.bind(
-            actor=actor, event="dead_letter", reason=reason, trace_id=envelope.trace_id
+            actor=actor, event="dead_letter", reason=reason, trace_id=format_id(envelope.trace_id)
         ).warning(
             "dead letter for {actor}: {reason}: {error}",
             actor=actor,

@@ -115,7 +115,7 @@ class Supervisor(Actor):
 
     def __init__(self, spec: SupervisorSpec) -> None:
         self.spec = spec
-        self.children: list[Child] = []
+        self.children: dict[str, Child] = {}  # by id, in start order
         self._restarts: deque[float] = deque()
         self._auto_ids = itertools.count(1)
         self._pending: set[asyncio.TimerHandle] = set()
@@ -142,7 +142,7 @@ class Supervisor(Actor):
 
     async def _add(self, spec: Spec, *, rollback: bool) -> tuple[Child, ActorRef]:
         child_id = spec.child_id
-        if any(c.id == child_id for c in self.children):
+        if child_id in self.children:
             raise InvalidSpec(
                 f"{self.ctx.name} has a child with id {child_id!r} already; ids are unique "
                 "among siblings"
@@ -154,7 +154,7 @@ class Supervisor(Actor):
             if rollback:
                 await self._stop_children()
             raise
-        self.children.append(child)
+        self.children[child_id] = child
         self._children_changed()
         return child, ref
 
@@ -190,14 +190,13 @@ class Supervisor(Actor):
         return child_id if cell.parent is None else f"{cell.name}/{child_id}"
 
     def _next_id(self, base: str) -> str:
-        taken = {c.id for c in self.children}
         while True:
             candidate = f"{base}-{next(self._auto_ids)}"
-            if candidate not in taken:
+            if candidate not in self.children:
                 return candidate
 
     async def _stop_children(self) -> None:
-        for child in reversed(self.children):
+        for child in reversed(self.children.values()):
             await self._stop_child(child)
 
     async def _stop_child(self, child: Child) -> None:
@@ -210,7 +209,7 @@ class Supervisor(Actor):
 
     def _gr_kill(self) -> None:
         """Our stop ran out of time: stop every child at once, without waiting."""
-        for child in reversed(self.children):
+        for child in reversed(self.children.values()):
             cell = child.cell
             child.cell = None
             if cell is not None:
@@ -229,7 +228,7 @@ class Supervisor(Actor):
         if (
             isinstance(child, Child)
             and child.cell is cell
-            and child in self.children
+            and self.children.get(child.id) is child
             and (instance is None or cell.actor is instance)
         ):
             return child
@@ -300,7 +299,7 @@ class Supervisor(Actor):
         """A child that is not restarted: stop it; forget it if temporary."""
         await self._stop_child(child)
         if child.spec.restart == "temporary":
-            self.children.remove(child)
+            del self.children[child.id]
             self._children_changed()
         if child.spec.significant:
             await self._significant_gone()
@@ -310,7 +309,8 @@ class Supervisor(Actor):
         if mode == "never":
             return
         alive = any(
-            c.spec.significant and c.status in ("running", "restarting") for c in self.children
+            c.spec.significant and c.status in ("running", "restarting")
+            for c in self.children.values()
         )
         if mode == "any_significant" or not alive:
             await self._stop_children()
@@ -357,7 +357,7 @@ class Supervisor(Actor):
         strategy = self.spec.strategy
         if strategy == "one_for_one":
             return [child]
-        live = [c for c in self.children if c.cell is not None or c is child]
+        live = [c for c in self.children.values() if c.cell is not None or c is child]
         if strategy == "one_for_all":
             return live
         return live[live.index(child) :]
@@ -366,7 +366,11 @@ class Supervisor(Actor):
         own = self.ctx._cell
         for member in group:
             cell = member.cell
-            if cell is None or member not in self.children or member.status != "restarting":
+            if (
+                cell is None
+                or self.children.get(member.id) is not member
+                or member.status != "restarting"
+            ):
                 continue
             try:
                 await cell.restart(info)
@@ -381,12 +385,12 @@ class Supervisor(Actor):
     # -- management (system items with a future; see SupervisorRef) -------
 
     def _get(self, child_id: str) -> Child:
-        for child in self.children:
-            if child.id == child_id:
-                return child
+        child = self.children.get(child_id)
+        if child is not None:
+            return child
         raise InvalidSpec(
             f"{self.ctx.name} has no child {child_id!r}; it has: "
-            f"{', '.join(c.id for c in self.children) or 'none'}"
+            f"{', '.join(self.children) or 'none'}"
         )
 
     async def start_child(self, spec: Spec) -> ActorRef:
@@ -401,7 +405,7 @@ class Supervisor(Actor):
         child = self._get(child_id)
         await self._stop_child(child)
         if child.spec.restart == "temporary":
-            self.children.remove(child)
+            del self.children[child_id]
         self._children_changed()
 
     async def restart_child(self, child_id: str) -> ActorRef:
@@ -420,12 +424,12 @@ class Supervisor(Actor):
             raise InvalidSpec(
                 f"child {child_id!r} of {self.ctx.name} is {child.status}; terminate it first"
             )
-        self.children.remove(child)
+        del self.children[child_id]
         self._children_changed()
 
     async def which_children(self) -> list[ChildInfo]:
         """The children in start order, with their status."""
-        return [c.info() for c in self.children]
+        return [c.info() for c in self.children.values()]
 
 
 def _report_failure(cell: Cell, error: Exception) -> Callable[[Supervisor], Awaitable[None]]:

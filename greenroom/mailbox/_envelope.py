@@ -15,8 +15,8 @@ class Envelope(msgspec.Struct, kw_only=True, gc=False):
     """One message on its way to one actor.
 
     Attributes:
-        id: unique id; durable mailboxes dedupe on it, and it names the span
-            of handling this message (first attempt).
+        id: unique 63-bit id; durable mailboxes dedupe on it, and it names
+            the span of handling this message (first attempt).
         recipient: the receiving actor's name.
         body: the message, a frozen tagged :class:`~greenroom.Message`.
         sender: the sending actor's name, ``None`` from outside any actor.
@@ -29,32 +29,37 @@ class Envelope(msgspec.Struct, kw_only=True, gc=False):
         deadline: wall-clock time after which an answer is of no use, or ``None``.
     """
 
-    id: str
+    id: int
     recipient: str
     body: object
     sender: str | None = None
     reply_to: str | None = None
-    correlation_id: str | None = None
-    trace_id: str
-    parent_span_id: str | None = None
+    correlation_id: int | None = None
+    trace_id: int
+    parent_span_id: int | None = None
     attempt: int = 1
     created_at: float
     deadline: float | None = None
 
     @property
-    def span_id(self) -> str:
-        """The span of handling this delivery: the id, suffixed by attempt after the first."""
-        return self.id if self.attempt == 1 else f"{self.id}.{self.attempt}"
+    def span_id(self) -> int:
+        """The span of handling this delivery: the id itself on the first attempt,
+        a value derived from id and attempt on later ones."""
+        if self.attempt == 1:
+            return self.id
+        return (self.id + (self.attempt - 1) * _SPAN_STEP) & _MASK
 
 
 _time = time.time
+_MASK = (1 << 63) - 1
+_SPAN_STEP = 0x9E3779B97F4A7C15  # odd, so attempts of one message never collide
 
 
 def make_envelope(
     recipient: str,
     body: object,
     *,
-    correlation_id: str | None = None,
+    correlation_id: int | None = None,
     reply_to: str | None = None,
     deadline: float | None = None,
 ) -> Envelope:
@@ -62,6 +67,10 @@ def make_envelope(
     msg_id = new_id()
     parent = current_span.get()
     if parent is None:
+        if reply_to is None and correlation_id is None and deadline is None:
+            return Envelope(
+                id=msg_id, recipient=recipient, body=body, trace_id=msg_id, created_at=_time()
+            )
         return Envelope(
             id=msg_id,
             recipient=recipient,

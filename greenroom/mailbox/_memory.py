@@ -84,9 +84,16 @@ class MemoryMailbox:
         """
         if self._closed:
             raise MailboxClosed(self._label)
-        if self._putters or len(self._queue) + self._reserved >= self._capacity:
+        queue = self._queue
+        depth = len(queue)
+        if self._putters or depth + self._reserved >= self._capacity:
             return False
-        self._append(envelope)
+        queue.append(envelope)
+        self._put_total += 1
+        if depth >= self._high_water:
+            self._high_water = depth + 1
+        if not depth and self._listener is not None:
+            self._listener()
         return True
 
     def put_nowait(self, envelope: Envelope) -> None:

@@ -26,8 +26,8 @@ class Forward(gr.Message):
 
 
 class Seen(gr.Message):
-    trace_id: str
-    parent_span_id: str | None
+    trace_id: int
+    parent_span_id: int | None
     sender: str | None
 
 
@@ -230,7 +230,7 @@ async def test_messages_from_a_handler_join_its_trace() -> None:
             await self.leaf.tell(msg)
             envelope = self.ctx.envelope
             assert envelope is not None
-            return envelope.trace_id + " " + envelope.span_id
+            return f"{envelope.trace_id} {envelope.span_id}"
 
     async with gr.Runtime() as rt:
         leaf = await rt.spawn(Leaf, name="leaf")
@@ -238,7 +238,7 @@ async def test_messages_from_a_handler_join_its_trace() -> None:
         assert current_span.get() is None
         trace_and_span = await middle.ask(Forward(n=1))
         await leaf.ask(Forward(n=2))  # a root message: a new trace
-    trace_id, span_id = trace_and_span.split()
+    trace_id, span_id = map(int, trace_and_span.split())
     assert seen[0] == Seen(trace_id=trace_id, parent_span_id=span_id, sender="middle")
     assert seen[1].trace_id != trace_id
     assert seen[1].parent_span_id is None

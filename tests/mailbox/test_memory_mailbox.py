@@ -204,3 +204,25 @@ def test_fifo_per_sender_under_any_interleaving_of_senders(schedule: list[int]) 
             assert seqs == list(range(counters[sender])), sender
 
     anyio.run(main, backend="asyncio")
+
+
+class Fixed(gr.Message):
+    a: int
+    b: float
+    c: bool | None = None
+
+
+class Variable(gr.Message):
+    text: str
+
+
+def test_size_bound_covers_the_largest_encoding_of_fixed_size_messages() -> None:
+    import msgspec
+
+    from greenroom.mailbox import check_message
+
+    bound = check_message(Fixed(a=0, b=0.0))
+    assert bound is not None
+    largest = Fixed(a=-(2**63), b=1.7976931348623157e308, c=True)
+    assert len(msgspec.msgpack.encode(largest)) <= bound
+    assert check_message(Variable(text="x")) is None
