@@ -44,28 +44,29 @@ async def serve(
     raising its error, if the root supervisor gives up.
     """
     async with Runtime(config) as rt:
-        if isinstance(setup, ChildSpec | PoolSpec | SupervisorSpec):
-            await rt.spawn(setup)
-        else:
-            await setup(rt)
-        if ready is not None:
-            ready(rt)
-        received: list[int] = []
-        async with anyio.create_task_group() as tg:
+        # Listen before setup, so a signal that comes early is not lost.
+        with anyio.open_signal_receiver(*signals) as stream:
+            if isinstance(setup, ChildSpec | PoolSpec | SupervisorSpec):
+                await rt.spawn(setup)
+            else:
+                await setup(rt)
+            if ready is not None:
+                ready(rt)
+            received: list[int] = []
+            async with anyio.create_task_group() as tg:
 
-            async def wait_signal() -> None:
-                with anyio.open_signal_receiver(*signals) as stream:
+                async def wait_signal() -> None:
                     async for signum in stream:
                         received.append(signum)
                         break
-                tg.cancel_scope.cancel()
+                    tg.cancel_scope.cancel()
 
-            async def wait_failure() -> None:
-                await rt.wait_stopped()
-                tg.cancel_scope.cancel()
+                async def wait_failure() -> None:
+                    await rt.wait_stopped()
+                    tg.cancel_scope.cancel()
 
-            tg.start_soon(wait_signal)
-            tg.start_soon(wait_failure)
+                tg.start_soon(wait_signal)
+                tg.start_soon(wait_failure)
         if received:
             logger.bind(event="shutdown").info(
                 "signal {signal}: draining for up to {timeout} s",
