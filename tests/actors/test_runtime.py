@@ -79,7 +79,7 @@ class Timed(gr.Actor):
     async def on_start(self) -> None:
         self.timer = self.ctx.send_every(0.01, Tick(n=1))
         self.ctx.send_after(0.0, Tick(n=0))
-        return None
+        return
 
     @gr.handler
     async def tick(self, msg: Tick) -> None:
@@ -154,7 +154,7 @@ class Parent(gr.Actor):
 
     async def on_start(self) -> None:
         self.helper = await self.ctx.spawn(Quiet, name="helper", args=(anyio.Event(),))
-        return None
+        return
 
     @gr.handler
     async def ping(self, msg: Ping) -> str:
@@ -266,6 +266,7 @@ def test_supervision_example_shows_a_restart_and_in_order_handling() -> None:
     out = result.stdout
     assert "restart | shop/orders/0 after ConnectionError" in out
     assert "on attempt 2" in out
-    assert "HandlerError" in out and "after 3 attempt(s)" in out
+    assert "HandlerError" in out
+    assert "after 3 attempt(s)" in out
     assert "ada's orders handled in order across the restart: True" in out
     assert "dead | shop/orders/2: Order after 3 attempts" in out
