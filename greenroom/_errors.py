@@ -21,6 +21,11 @@ runtime failures (a timeout, a dead actor, a full mailbox)::
         ├── ChildStartFailed       a child's start (``on_start``) raised
         └── Escalated              a supervisor passed its restart intensity
 
+The store adds its own under these two (``greenroom.store``):
+``ContractViolation``, ``InvalidScope``, ``InvalidKey``, ``InvalidValue``
+(usage errors) and ``VersionConflict``, ``StoredValueInvalid``,
+``StoreClosed``, ``StoreUnavailable`` (runtime failures).
+
 Each error keeps the facts of its message as attributes, so code can act on
 them without parsing text, and each can be rebuilt from :meth:`GreenroomError.to_info`
 on the other side of a mailbox.

@@ -26,6 +26,7 @@ from greenroom.mailbox import Envelope, Mailbox
 from greenroom.trace import current_span
 
 if TYPE_CHECKING:
+    from greenroom.actors._extension import Extension
     from greenroom.actors._ref import ActorRef
     from greenroom.actors._runtime import Runtime
 
@@ -89,6 +90,7 @@ class Cell:
         "parent",
         "ref",
         "runtime",
+        "services",
         "shutdown",
         "state",
         "sys",
@@ -132,6 +134,7 @@ class Cell:
         self.current: Envelope | None = None
         self.timers: set[Any] | None = None
         self.links: list[Cell] | None = None
+        self.services: dict[type, tuple[object, Extension]] | None = None
         self.handled = 0
         self.failures = 0
         mailbox.set_listener(self.wake)
@@ -370,12 +373,27 @@ class Cell:
                     )
             if scope.cancelled_caught:
                 actor._gr_kill()
+        await self._release_services()
         links = self.links
         if links:
             self.links = None
             for linked in reversed(links):
                 if linked.state is not State.STOPPED and linked.child is not None:
                     await linked.runtime._stop_linked(linked)
+
+    async def _release_services(self) -> None:
+        services = self.services
+        if not services:
+            return
+        self.services = None
+        with anyio.move_on_after(self.shutdown):
+            for service, extension in services.values():
+                try:
+                    await extension.release(service)
+                except Exception as exc:
+                    logger.bind(actor=self.name, event="release_failed").opt(exception=exc).warning(
+                        "{actor}: releasing {service!r} raised", actor=self.name, service=service
+                    )
 
     async def stop(self) -> None:
         """Stop for good: halt, close the mailbox, fail what is left, unregister."""
@@ -403,6 +421,8 @@ class Cell:
             self.runtime._undeliverable(self, envelope)
         if self.actor is not None:
             self.actor._gr_kill()
+        if self.services:
+            self.runtime._start_task(self._release_services(), f"{self.name}:release")
         self.close()
 
     def close(self) -> None:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from loguru import logger
 
-from greenroom._errors import ActorStopped, ErrorInfo, InvalidSpec, MailboxClosed, MailboxFull
+from greenroom._errors import (
+    ActorStopped,
+    ErrorInfo,
+    InvalidSpec,
+    MailboxClosed,
+    MailboxFull,
+    UsageError,
+)
 from greenroom.actors._ref import ActorRef
 from greenroom.mailbox import Envelope, MailboxConfig
 from greenroom.trace import current_span, format_id
@@ -21,6 +28,8 @@ if TYPE_CHECKING:
     from greenroom.actors._spec import Spec
 
 __all__ = ["ActorContext", "Timer"]
+
+T = TypeVar("T")
 
 
 class Timer:
@@ -101,6 +110,41 @@ class ActorContext:
         """A ref to the actor's supervisor (``None`` for the root)."""
         parent = self._cell.parent
         return None if parent is None else parent.ref
+
+    @property
+    def actor_type(self) -> type[Actor]:
+        """The class of the actor."""
+        actor = self._cell.actor
+        assert actor is not None
+        return type(actor)
+
+    def service(self, kind: type[T]) -> T:
+        """The service of type ``kind`` an extension of the runtime gives this actor.
+
+        Made on first use and kept until the instance stops or restarts.
+        For example ``self.ctx.service(StoreView)`` with a ``StoreAccess``
+        extension.
+
+        Raises:
+            UsageError: no extension of the runtime provides ``kind``.
+        """
+        cell = self._cell
+        services = cell.services
+        if services is not None:
+            found = services.get(kind)
+            if found is not None:
+                return found[0]  # type: ignore[return-value]
+        for extension in cell.runtime.extensions:
+            if issubclass(extension.service_type, kind):
+                made = extension.create(self)
+                if cell.services is None:
+                    cell.services = {}
+                cell.services[kind] = (made, extension)
+                return made  # type: ignore[return-value]
+        raise UsageError(
+            f"no extension of this runtime provides {kind.__qualname__}; pass one to "
+            f"Runtime(extensions=[...]) (for the store: greenroom.store.StoreAccess(store))"
+        )
 
     @property
     def envelope(self) -> Envelope | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, overload
 
 import anyio
@@ -35,6 +35,7 @@ from greenroom._errors import (
 from greenroom.actors._actor import Actor
 from greenroom.actors._cell import Cell, State, SysItem, in_supervisor
 from greenroom.actors._config import RuntimeConfig, RuntimeStatistics
+from greenroom.actors._extension import Extension
 from greenroom.actors._pool import Pool, PoolRef
 from greenroom.actors._ref import ActorRef
 from greenroom.actors._spec import (
@@ -108,8 +109,10 @@ class Runtime:
         config: RuntimeConfig | None = None,
         *,
         dead_letters: DeadLetterSink | None = None,
+        extensions: Sequence[Extension] = (),
     ) -> None:
         self.config = config or RuntimeConfig()
+        self.extensions: tuple[Extension, ...] = tuple(extensions)
         self.dead_letters: DeadLetterSink = dead_letters or MemoryDeadLetters(
             self.config.dead_letter_capacity
         )
@@ -355,6 +358,8 @@ class Runtime:
     def _make_cell(self, parent: Cell, spec: Spec, name: str) -> Cell:
         if isinstance(spec, ChildSpec):
             cls = spec.actor
+            for extension in self.extensions:
+                extension.check(cls, name)
             cell = Cell(
                 self,
                 name,

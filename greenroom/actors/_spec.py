@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from greenroom._errors import InvalidSpec
+from greenroom._errors import InvalidSpec, UsageError
 from greenroom.mailbox import MailboxConfig
 
 if TYPE_CHECKING:
@@ -120,8 +120,16 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
                 raise InvalidSpec(f"RetryPolicy.retry_on holds {exc_type!r}, not an Exception type")
 
     def should_retry(self, error: BaseException, attempt: int) -> bool:
-        """Whether a message that failed on ``attempt`` with ``error`` is tried again."""
-        return attempt < self.max_attempts and isinstance(error, self.retry_on)
+        """Whether a message that failed on ``attempt`` with ``error`` is tried again.
+
+        A :class:`UsageError` (a mistake in the code, such as a contract
+        violation) is never retried: it would fail the same way.
+        """
+        return (
+            attempt < self.max_attempts
+            and isinstance(error, self.retry_on)
+            and not isinstance(error, UsageError)
+        )
 
 
 class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,6 +7,7 @@ writes can compare-and-set on the version; a :class:`ReadSet` remembers the
 versions a decision was built on, and ``check_fresh`` says which are stale.
 """
 
+from greenroom.store._access import ActorStoreView, StoreAccess, declared_scopes
 from greenroom.store._contract import Principal, check_declaration
 from greenroom.store._errors import (
     ContractViolation,
@@ -28,6 +29,7 @@ from greenroom.store._view import StoreView
 from greenroom.store._watch import GapReason, Sink, StateChanged, Watch, WatchGap
 
 __all__ = [
+    "ActorStoreView",
     "ContractViolation",
     "GapReason",
     "InvalidKey",
@@ -43,6 +45,7 @@ __all__ = [
     "SqliteStoreStatistics",
     "StateChanged",
     "Store",
+    "StoreAccess",
     "StoreClosed",
     "StoreUnavailable",
     "StoreView",
@@ -53,4 +56,5 @@ __all__ = [
     "Watch",
     "WatchGap",
     "check_declaration",
+    "declared_scopes",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 from types import ModuleType
 
@@ -71,22 +70,6 @@ def test_store_exports_exactly_its_all() -> None:
         if not name.startswith("_") and not isinstance(value, ModuleType)
     }
     assert public == set(greenroom.store.__all__)
-
-
-FORBIDDEN = ("greenroom.actors", "greenroom.tools", "greenroom.decide", "greenroom.agent")
-
-
-def test_the_store_imports_nothing_above_it() -> None:
-    package = Path(greenroom.store.__file__).parent
-    for module in package.glob("*.py"):
-        for node in ast.walk(ast.parse(module.read_text())):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            for name in names:
-                assert not name.startswith(FORBIDDEN), f"{module.name} imports {name}"
 
 
 def test_every_store_module_has_all_and_stays_small() -> None:
