@@ -79,10 +79,12 @@ class Cell:
         "child",
         "current",
         "dispatch",
+        "durable",
         "factory",
         "failures",
         "handled",
         "handler_timeout",
+        "kind",
         "links",
         "mailbox",
         "name",
@@ -119,6 +121,8 @@ class Cell:
         self.factory = factory
         self.dispatch: dict[type, HandlerFn] = dispatch_table(actor_type)
         self.mailbox = mailbox
+        self.durable = mailbox.durable
+        self.kind = "memory"  # for supervisors: the mailbox kind of their subtree
         self.parent = parent
         self.overflow_fail = overflow_fail
         self.shutdown = shutdown

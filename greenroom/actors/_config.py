@@ -26,6 +26,8 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
         root_max_restarts, root_within: the root supervisor's intensity
             (default 10 restarts within 10 s).
         dead_letter_capacity: dead letters kept in memory (default 10,000).
+        default_mailbox: the mailbox kind of actors that name none
+            (default ``"memory"``).
     """
 
     ask_timeout: float = 5.0
@@ -36,6 +38,7 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
     root_max_restarts: int = 10
     root_within: float = 10.0
     dead_letter_capacity: int = 10_000
+    default_mailbox: str = "memory"
 
     def __post_init__(self) -> None:
         for field in ("ask_timeout", "idle_release", "shutdown_timeout", "root_within"):

@@ -69,11 +69,12 @@ class ActorRef:
         runtime = self._runtime
         cell = self._target(body)
         envelope = runtime._envelope(cell, body)
-        try:
-            if cell.mailbox.offer(envelope):  # the fast path: room, nobody waiting
-                return
-        except GreenroomError:
-            pass  # closed: _put says so, with a dead letter
+        if not cell.durable:
+            try:
+                if cell.mailbox.offer(envelope):  # the fast path: room, nobody waiting
+                    return
+            except GreenroomError:
+                pass  # closed: _put says so, with a dead letter
         await runtime._put(cell, envelope, None)
 
     def tell_nowait(self, body: object) -> None:

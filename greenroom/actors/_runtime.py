@@ -32,7 +32,7 @@ from greenroom._errors import (
     NameTaken,
     UnknownMessage,
 )
-from greenroom.actors._actor import Actor
+from greenroom.actors._actor import Actor, dispatch_table
 from greenroom.actors._cell import Cell, State, SysItem, in_supervisor
 from greenroom.actors._config import RuntimeConfig, RuntimeStatistics
 from greenroom.actors._extension import Extension
@@ -54,8 +54,10 @@ from greenroom.mailbox import (
     DeadLetterSink,
     Envelope,
     MailboxConfig,
+    MailboxFactory,
     MemoryDeadLetters,
     MemoryMailbox,
+    MemoryMailboxes,
     check_message,
     make_envelope,
 )
@@ -110,9 +112,17 @@ class Runtime:
         *,
         dead_letters: DeadLetterSink | None = None,
         extensions: Sequence[Extension] = (),
+        mailboxes: Mapping[str, MailboxFactory] | None = None,
     ) -> None:
         self.config = config or RuntimeConfig()
         self.extensions: tuple[Extension, ...] = tuple(extensions)
+        self._mailboxes: dict[str, MailboxFactory] = {"memory": MemoryMailboxes()}
+        self._mailboxes.update(mailboxes or {})
+        if self.config.default_mailbox not in self._mailboxes:
+            raise InvalidSpec(
+                f"RuntimeConfig.default_mailbox is {self.config.default_mailbox!r}, but the "
+                f"runtime has only {sorted(self._mailboxes)}"
+            )
         self.dead_letters: DeadLetterSink = dead_letters or MemoryDeadLetters(
             self.config.dead_letter_capacity
         )
@@ -152,6 +162,7 @@ class Runtime:
             parent=None,
         )
         root.ref = SupervisorRef(root)
+        root.kind = self.config.default_mailbox
         self._cells["root"] = root
         self._root = root
         await self._start_cell(root)
@@ -360,12 +371,20 @@ class Runtime:
             cls = spec.actor
             for extension in self.extensions:
                 extension.check(cls, name)
+            kind = spec.mailbox.kind or parent.kind
+            factory = self._mailboxes.get(kind)
+            if factory is None:
+                raise InvalidSpec(
+                    f"{name} asks for a {kind!r} mailbox, but the runtime has only "
+                    f"{sorted(self._mailboxes)}; pass Runtime(mailboxes={{{kind!r}: ...}})"
+                )
+            mailbox = factory.create(name, spec.mailbox, tuple(dispatch_table(cls)))
             cell = Cell(
                 self,
                 name,
                 functools.partial(cls, *spec.args, **spec.kwargs),
                 cls,
-                MemoryMailbox(spec.mailbox.capacity, label=name),
+                mailbox,
                 parent=parent,
                 overflow_fail=spec.mailbox.overflow == "fail",
                 shutdown=spec.shutdown,
@@ -384,6 +403,7 @@ class Runtime:
                 parent=parent,
                 shutdown=spec.shutdown,
             )
+            cell.kind = parent.kind
             cell.ref = PoolRef(cell)
         else:
             sup_spec = spec
@@ -396,6 +416,7 @@ class Runtime:
                 parent=parent,
                 shutdown=spec.shutdown,
             )
+            cell.kind = spec.mailbox_kind or parent.kind
             cell.ref = SupervisorRef(cell)
         return cell
 

@@ -251,6 +251,8 @@ class SupervisorSpec(msgspec.Struct, frozen=True, kw_only=True):
         auto_shutdown: ``"never"`` (default), ``"any_significant"`` or
             ``"all_significant"``: when significant children exiting shut
             this supervisor down.
+        mailbox_kind: the mailbox kind of the actors in this subtree that
+            name none (default ``None``: the parent's).
         restart, shutdown, significant: as for :class:`ChildSpec`.
     """
 
@@ -261,6 +263,7 @@ class SupervisorSpec(msgspec.Struct, frozen=True, kw_only=True):
     within: float = 10.0
     backoff: Backoff = Backoff()
     auto_shutdown: AutoShutdown = "never"
+    mailbox_kind: str | None = None
     restart: Restart = "permanent"
     shutdown: float = 30.0
     significant: bool = False

@@ -8,9 +8,9 @@ from greenroom.mailbox._deadletter import (
     MemoryDeadLetters,
 )
 from greenroom.mailbox._envelope import Envelope, make_envelope
-from greenroom.mailbox._memory import MemoryMailbox
+from greenroom.mailbox._memory import MemoryMailbox, MemoryMailboxes
 from greenroom.mailbox._message import Message, check_message
-from greenroom.mailbox._protocol import Mailbox, MailboxStatistics
+from greenroom.mailbox._protocol import Mailbox, MailboxFactory, MailboxStatistics
 
 __all__ = [
     "DeadLetter",
@@ -19,9 +19,11 @@ __all__ = [
     "Envelope",
     "Mailbox",
     "MailboxConfig",
+    "MailboxFactory",
     "MailboxStatistics",
     "MemoryDeadLetters",
     "MemoryMailbox",
+    "MemoryMailboxes",
     "Message",
     "Overflow",
     "check_message",

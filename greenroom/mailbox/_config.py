@@ -24,14 +24,24 @@ class MailboxConfig(msgspec.Struct, frozen=True, kw_only=True):
             (the default) suspends the sender until there is room, in the
             order senders arrived; ``"fail"`` raises :class:`MailboxFull` and
             records a dead letter. ``tell_nowait`` always fails fast.
+        kind: which of the runtime's mailbox factories makes it: ``"memory"``
+            (built in) or a name given in ``Runtime(mailboxes={...})``, such
+            as a durable one. ``None`` (the default) takes the kind of the
+            nearest supervisor that sets ``mailbox_kind``, else the runtime's
+            ``default_mailbox``.
     """
 
     capacity: int = 1024
     overflow: Overflow = "wait"
+    kind: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.capacity, int) or self.capacity < 1:
             raise InvalidSpec(f"MailboxConfig.capacity must be an int >= 1, got {self.capacity!r}")
+        if self.kind is not None and (not isinstance(self.kind, str) or not self.kind):
+            raise InvalidSpec(
+                f"MailboxConfig.kind must be a non-empty str or None, got {self.kind!r}"
+            )
         if self.overflow not in ("wait", "fail"):
             raise InvalidSpec(
                 f"MailboxConfig.overflow must be 'wait' or 'fail', got {self.overflow!r}"

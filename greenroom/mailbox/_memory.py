@@ -8,10 +8,11 @@ from collections import deque
 from collections.abc import Callable
 
 from greenroom._errors import MailboxClosed, MailboxFull
+from greenroom.mailbox._config import MailboxConfig
 from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._protocol import MailboxStatistics
 
-__all__ = ["MemoryMailbox"]
+__all__ = ["MemoryMailbox", "MemoryMailboxes"]
 
 
 class MemoryMailbox:
@@ -53,6 +54,11 @@ class MemoryMailbox:
     def capacity(self) -> int:
         """The bound on the number of waiting messages."""
         return self._capacity
+
+    @property
+    def durable(self) -> bool:
+        """Always ``False``: what is in memory is lost with the process."""
+        return False
 
     @property
     def closed(self) -> bool:
@@ -196,3 +202,13 @@ class MemoryMailbox:
             get_total=self._get_total,
             high_water=self._high_water,
         )
+
+
+class MemoryMailboxes:
+    """The factory of the built-in ``"memory"`` kind."""
+
+    def create(
+        self, name: str, config: MailboxConfig, message_types: tuple[type, ...]
+    ) -> MemoryMailbox:
+        """A :class:`MemoryMailbox` bounded by ``config.capacity``."""
+        return MemoryMailbox(config.capacity, label=name)

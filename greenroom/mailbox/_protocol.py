@@ -7,9 +7,10 @@ from typing import Protocol
 
 import msgspec
 
+from greenroom.mailbox._config import MailboxConfig
 from greenroom.mailbox._envelope import Envelope
 
-__all__ = ["Mailbox", "MailboxStatistics"]
+__all__ = ["Mailbox", "MailboxFactory", "MailboxStatistics"]
 
 
 class MailboxStatistics(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,6 +45,17 @@ class Mailbox(Protocol):
     @property
     def capacity(self) -> int:
         """The bound on the number of waiting messages."""
+        ...
+
+    @property
+    def durable(self) -> bool:
+        """Whether a message is on disk once :meth:`put` returns.
+
+        For a durable mailbox, :meth:`offer` and :meth:`put_nowait` are the
+        fire-and-forget mode: the message is queued for the next group
+        commit, not yet committed, when they return. ``ActorRef.tell`` on a
+        durable mailbox always waits for the commit; ``tell_nowait`` does not.
+        """
         ...
 
     def __len__(self) -> int:
@@ -105,4 +117,17 @@ class Mailbox(Protocol):
 
     def statistics(self) -> MailboxStatistics:
         """A snapshot of depth, bound and counters."""
+        ...
+
+
+class MailboxFactory(Protocol):
+    """Makes the mailboxes of one kind: ``Runtime(mailboxes={"durable": factory})``."""
+
+    def create(self, name: str, config: MailboxConfig, message_types: tuple[type, ...]) -> Mailbox:
+        """A mailbox for the actor called ``name``.
+
+        ``message_types`` are the types its handlers take: a mailbox that
+        stores encoded messages decodes bodies into their union, and sends a
+        body that fits none of them to the dead letters.
+        """
         ...
