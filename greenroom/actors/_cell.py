@@ -59,15 +59,24 @@ class State(enum.Enum):
 class SysItem:
     """A system message: supervisor work run in the cell's task, ahead of user messages."""
 
-    __slots__ = ("fn", "future")
+    __slots__ = ("fn", "future", "on_drop")
 
     def __init__(
         self,
         fn: Callable[[Any], Awaitable[Any]],
         future: asyncio.Future[Any] | None = None,
+        on_drop: Callable[[], None] | None = None,
     ) -> None:
         self.fn = fn
         self.future = future
+        self.on_drop = on_drop  # called if the item is never run (its cell stopped)
+
+    def drop(self, name: str) -> None:
+        """The item will never run: fail its caller, or settle what it carried."""
+        if self.future is not None and not self.future.done():
+            self.future.set_exception(ActorStopped(name))
+        if self.on_drop is not None:
+            self.on_drop()
 
 
 class Cell:
@@ -156,7 +165,10 @@ class Cell:
             self.runtime._idle.pop(self, None)
             if not waiter.done():
                 waiter.set_result(False)
-        elif self.task is None and (self.sys or self.state is State.RUNNING):
+        elif self.task is None and self.state is State.RUNNING:
+            # Only a running cell gets a task: a supervisor's system items must
+            # not run beside its own start or stop (which run in its parent's
+            # task); they wait for the running state, or are dropped by close.
             self.task = self.runtime._start_task(self._run(), self.name)
 
     def retire(self) -> None:
@@ -172,8 +184,7 @@ class Cell:
     def post_system(self, item: SysItem) -> None:
         """Queue supervisor work for this cell's task; fails the item if the cell is gone."""
         if self.state is State.STOPPED:
-            if item.future is not None and not item.future.done():
-                item.future.set_exception(ActorStopped(self.name))
+            item.drop(self.name)
             return
         if self.sys is None:
             self.sys = deque()
@@ -281,8 +292,17 @@ class Cell:
             self.runtime._root_failed(self, error)
         else:
             instance = self.actor
+
+            def settle() -> None:
+                # The supervisor stopped before it could decide: the message fails.
+                if envelope is not None:
+                    self.runtime._undeliverable(self, envelope)
+
             parent.post_system(
-                SysItem(lambda sup: sup._child_failed(self, envelope, error, instance)),
+                SysItem(
+                    lambda sup: sup._child_failed(self, envelope, error, instance),
+                    on_drop=settle,
+                )
             )
 
     def request_exit(self) -> None:
@@ -441,9 +461,7 @@ class Cell:
 
     def _fail_system_items(self) -> None:
         while self.sys:
-            item = self.sys.popleft()
-            if item.future is not None and not item.future.done():
-                item.future.set_exception(ActorStopped(self.name))
+            self.sys.popleft().drop(self.name)
 
     def _cancel_timers(self) -> None:
         timers = self.timers

@@ -12,6 +12,7 @@ from greenroom._errors import (
     ErrorInfo,
     InvalidSpec,
     MailboxClosed,
+    GreenroomError,
     MailboxFull,
     UsageError,
 )
@@ -71,7 +72,10 @@ class Timer:
             self._due = max(self._due + self._interval, loop.time())
             self._handle = loop.call_at(self._due, self._fire)
         runtime = cell.runtime
-        envelope = runtime._envelope(cell, self._body)
+        try:
+            envelope = runtime._envelope(cell, self._body)
+        except GreenroomError:
+            return  # refused (the runtime is draining): the refusal is a dead letter
         try:
             cell.mailbox.put_nowait(envelope)
         except (MailboxFull, MailboxClosed) as exc:

@@ -184,6 +184,13 @@ class Runtime:
             if self._stopping is None:
                 self._stopping = self._loop.create_task(self._stop_tree())
             await asyncio.wait({self._stopping})
+            if not self._stopping.cancelled() and self._stopping.exception() is not None:
+                error = self._stopping.exception()
+                logger.bind(event="internal_error").opt(exception=error).error(
+                    "greenroom: stopping the tree failed"
+                )
+                if self._failure is None:
+                    self._failure = error
             if self._sweeper is not None:
                 self._sweeper.cancel()
                 await asyncio.wait({self._sweeper})

@@ -7,6 +7,7 @@ import pytest
 
 import greenroom as gr
 from greenroom.trace import current_span
+from tests.actors._support import wait_until
 
 
 class Ping(gr.Message):
@@ -278,3 +279,50 @@ def test_run_returns_main_result() -> None:
             return result
 
     assert gr.run(main) == 8
+
+
+class FailAfterGate(gr.Message):
+    pass
+
+
+class Gated(gr.Actor):
+    def __init__(self, gate: anyio.Event, entered: anyio.Event) -> None:
+        self.gate = gate
+        self.entered = entered
+
+    @gr.handler
+    async def fail_after_gate(self, msg: FailAfterGate) -> None:
+        self.entered.set()
+        await self.gate.wait()
+        raise RuntimeError("failed while its supervisor was stopping")
+
+
+@pytest.mark.anyio
+async def test_a_failure_its_stopping_supervisor_never_handles_still_settles_the_message() -> None:
+    gate = anyio.Event()
+    entered = anyio.Event()
+    outcome: list[BaseException] = []
+    async with gr.Runtime() as rt:
+        spec = gr.ChildSpec(actor=Gated, args=(gate, entered), shutdown=5.0)
+        await rt.spawn(gr.SupervisorSpec(id="sup", children=(spec,)))
+        ref = rt.ref("sup/gated")
+        root = rt.ref("root")
+        assert isinstance(root, gr.SupervisorRef)
+
+        async def ask() -> None:
+            try:
+                await ref.ask(FailAfterGate(), timeout=10)
+            except gr.GreenroomError as exc:
+                outcome.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ask)
+            with anyio.fail_after(5):
+                await entered.wait()
+            cell = rt._cells["sup/gated"]
+            tg.start_soon(root.terminate_child, "sup")
+            await wait_until(lambda: cell.state.value == "stopping")
+            gate.set()  # the handler fails while "sup" is stopping its children
+        letters = rt.dead_letters.list(actor="sup/gated")
+    assert [type(e) for e in outcome] == [gr.ActorStopped]
+    assert [dl.reason for dl in letters] == ["actor_stopped"]
