@@ -10,9 +10,9 @@ from loguru import logger
 from greenroom._errors import (
     ActorStopped,
     ErrorInfo,
+    GreenroomError,
     InvalidSpec,
     MailboxClosed,
-    GreenroomError,
     MailboxFull,
     UsageError,
 )
