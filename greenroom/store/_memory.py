@@ -8,11 +8,11 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 from greenroom.store._errors import StoreClosed, VersionConflict
-from greenroom.store._protocol import check_expected, check_watch_target
+from greenroom.store._protocol import check_expected
 from greenroom.store._readset import ReadEntry
 from greenroom.store._record import Tombstone, Versioned, decode_value, encode_value
 from greenroom.store._scope import Scope, check_key
-from greenroom.store._watch import Sink, StateChanged, Watch, WatchHub, start_point
+from greenroom.store._watch import Sink, StateChanged, Watch, WatchHub, open_watch
 
 __all__ = ["MemoryStore"]
 
@@ -225,20 +225,7 @@ class MemoryStore:
     ) -> Watch:
         """See :meth:`Store.watch`."""
         self._check_open("watch")
-        check_watch_target(key, prefix, since)
-        if key is not None:
-            check_key(scope, key)
-        watch = self._hub.open(scope.name, key, prefix, sink)
-        if key is None:
-            watch.start(None, None, None)
-            return watch
-        try:
-            record = await self.read(scope, key)
-        except BaseException:
-            watch.close()
-            raise
-        watch.start(*start_point(scope.name, key, record, since))
-        return watch
+        return await open_watch(self._hub, self.read, scope, key, prefix, sink, since)
 
     async def aclose(self) -> None:
         """Close every watch; later calls raise :class:`StoreClosed`. Idempotent."""

@@ -17,12 +17,12 @@ from greenroom._errors import UsageError
 from greenroom.store._errors import StoreClosed, StoreUnavailable
 from greenroom.store._group_commit import GroupCommit, Op, SqliteStoreStatistics
 from greenroom.store._migrations import SchemaTooNew, migrate
-from greenroom.store._protocol import check_expected, check_watch_target
+from greenroom.store._protocol import check_expected
 from greenroom.store._readset import ReadEntry
 from greenroom.store._record import Tombstone, Versioned, decode_value, encode_value
 from greenroom.store._scope import Scope, check_key
 from greenroom.store._sql import MAX_PAIRS, READ, SCAN, SCAN_ALL, padded_versions_query, prefix_end
-from greenroom.store._watch import Sink, Watch, WatchHub, start_point
+from greenroom.store._watch import Sink, Watch, WatchHub, open_watch
 
 __all__ = ["SqliteStore", "SqliteStoreStatistics"]
 
@@ -244,20 +244,7 @@ class SqliteStore:
     ) -> Watch:
         """See :meth:`Store.watch`."""
         self._reader_for("watch")
-        check_watch_target(key, prefix, since)
-        if key is not None:
-            check_key(scope, key)
-        watch = self._hub.open(scope.name, key, prefix, sink)
-        if key is None:
-            watch.start(None, None, None)
-            return watch
-        try:
-            record = await self.read(scope, key)
-        except BaseException:
-            watch.close()
-            raise
-        watch.start(*start_point(scope.name, key, record, since))
-        return watch
+        return await open_watch(self._hub, self.read, scope, key, prefix, sink, since)
 
     # -- writes ----------------------------------------------------------------
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Literal
 
 import anyio.lowlevel
 from loguru import logger
@@ -12,7 +12,19 @@ from loguru import logger
 from greenroom.mailbox._message import Message
 from greenroom.store._record import Tombstone, Versioned
 
-__all__ = ["GapReason", "Sink", "StateChanged", "Watch", "WatchGap", "WatchHub", "start_point"]
+if TYPE_CHECKING:
+    from greenroom.store._scope import Scope
+
+__all__ = [
+    "GapReason",
+    "Sink",
+    "StateChanged",
+    "Watch",
+    "WatchGap",
+    "WatchHub",
+    "open_watch",
+    "start_point",
+]
 
 GapReason = Literal["delivery_failed", "replay_unavailable", "version_skipped"]
 
@@ -317,3 +329,36 @@ def start_point(
         trace_id=record.trace_id,
     )
     return record.version, since, replay
+
+
+async def open_watch(
+    hub: WatchHub,
+    read: Callable[[Scope[object], str], Awaitable[Versioned[object] | Tombstone | None]],
+    scope: Scope[object],
+    key: str | None,
+    prefix: str | None,
+    sink: Sink,
+    since: int | None,
+) -> Watch:
+    """Open a watch on ``hub``: the part of ``Store.watch`` every backend shares.
+
+    A key watch starts from the key's current record (read with ``read``),
+    so the watcher gets every version after ``since`` or a gap.
+    """
+    from greenroom.store._protocol import check_watch_target
+    from greenroom.store._scope import check_key
+
+    check_watch_target(key, prefix, since)
+    if key is not None:
+        check_key(scope, key)
+    watch = hub.open(scope.name, key, prefix, sink)
+    if key is None:
+        watch.start(None, None, None)
+        return watch
+    try:
+        record = await read(scope, key)
+    except BaseException:
+        watch.close()
+        raise
+    watch.start(*start_point(scope.name, key, record, since))
+    return watch
