@@ -26,6 +26,10 @@ The store adds its own under these two (``greenroom.store``):
 (usage errors) and ``VersionConflict``, ``StoredValueInvalid``,
 ``StoreClosed``, ``StoreUnavailable`` (runtime failures).
 
+A runtime failure that retrying the same message cannot fix (a request past
+its budget) also derives from the :class:`NotRetryable` mixin; a
+``RetryPolicy`` never retries it, nor any ``UsageError``.
+
 Each error keeps the facts of its message as attributes, so code can act on
 them without parsing text, and each can be rebuilt from :meth:`GreenroomError.to_info`
 on the other side of a mailbox.
@@ -50,6 +54,7 @@ __all__ = [
     "MailboxFull",
     "MessageTooLarge",
     "NameTaken",
+    "NotRetryable",
     "RuntimeFailure",
     "UnknownMessage",
     "UsageError",
@@ -93,6 +98,14 @@ class GreenroomError(Exception):
     def to_info(self) -> ErrorInfo:
         """This error as plain data that survives msgpack."""
         return ErrorInfo.from_exception(self, with_traceback=False)
+
+
+class NotRetryable:
+    """Mixin of the failures that a retry of the same message cannot fix.
+
+    ``RetryPolicy`` dead-letters them on the first attempt, whatever its
+    ``retry_on``; the actor is still restarted per its supervisor.
+    """
 
 
 class UsageError(GreenroomError):

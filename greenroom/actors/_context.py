@@ -116,6 +116,15 @@ class ActorContext:
         return None if parent is None else parent.ref
 
     @property
+    def failures(self) -> int:
+        """How often this actor's handlers failed since its supervisor started it.
+
+        Kept across restarts (a restart makes a new instance, not a new
+        count), so ``on_restart`` can tell a first failure from a repeated one.
+        """
+        return self._cell.failures
+
+    @property
     def actor_type(self) -> type[Actor]:
         """The class of the actor."""
         actor = self._cell.actor

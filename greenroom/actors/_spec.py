@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from greenroom._errors import InvalidSpec, UsageError
+from greenroom._errors import InvalidSpec, NotRetryable, UsageError
 from greenroom.mailbox import MailboxConfig
 
 if TYPE_CHECKING:
@@ -123,12 +123,13 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
         """Whether a message that failed on ``attempt`` with ``error`` is tried again.
 
         A :class:`UsageError` (a mistake in the code, such as a contract
-        violation) is never retried: it would fail the same way.
+        violation) or a :class:`NotRetryable` failure is never retried: it
+        would fail the same way.
         """
         return (
             attempt < self.max_attempts
             and isinstance(error, self.retry_on)
-            and not isinstance(error, UsageError)
+            and not isinstance(error, UsageError | NotRetryable)
         )
 
 

@@ -40,6 +40,7 @@ from greenroom.decide._errors import (
 )
 from greenroom.decide._guard import DecisionGuard
 from greenroom.decide._openai import OpenAIClient
+from greenroom.decide._policy import FaultAction, FaultPolicy
 from greenroom.decide._router import FallbackRouter
 from greenroom.decide._rules import (
     Predicate,
@@ -53,6 +54,8 @@ from greenroom.decide._rules import (
 )
 
 __all__ = [
+    "FaultAction",
+    "FaultPolicy",
     "AllModelsFailed",
     "Budget",
     "BudgetExceeded",

@@ -11,7 +11,7 @@
         │   ├── RateLimited        HTTP 429; ``retry_after`` holds the server's wait, if sent
         │   ├── InvalidModelOutput output that does not validate; ``raw`` holds the raw text
         │   └── AllModelsFailed    every model of a router failed; ``attempts`` says how
-        ├── BudgetExceeded         a request went past one limit of its budget; ``limit`` names it
+        ├── BudgetExceeded         past one limit of its budget; ``limit`` names it (NotRetryable)
         └── DecisionFault          a decider misbehaves; counted like a crash by supervision
             ├── DecisionLoop       the same tool call with the same arguments, again, in a window
             └── NoProgress         steps went by without a new tool result or a reply
@@ -23,7 +23,7 @@ that came from a server is redacted before it is put into a message.
 
 from __future__ import annotations
 
-from greenroom._errors import ErrorInfo, RuntimeFailure, UsageError
+from greenroom._errors import ErrorInfo, NotRetryable, RuntimeFailure, UsageError
 
 __all__ = [
     "AllModelsFailed",
@@ -145,7 +145,7 @@ class AllModelsFailed(ModelError):
         self.attempts = attempts
 
 
-class BudgetExceeded(RuntimeFailure):
+class BudgetExceeded(RuntimeFailure, NotRetryable):
     """A request went past one limit of its :class:`~greenroom.decide.Budget`.
 
     ``limit`` is ``"max_steps"``, ``"max_tool_calls"``, ``"max_tokens"`` or
