@@ -21,7 +21,9 @@ from greenroom.decide import (
     always,
 )
 
-LOOPING = RulesDecider([Rule(always, CallTool(name="lookup", arguments={"order": 1}))], name="loops")
+LOOPING = RulesDecider(
+    [Rule(always, CallTool(name="lookup", arguments={"order": 1}))], name="loops"
+)
 FIXED = RulesDecider([Rule(always, Reply(text="done"))], name="fixed")
 NO_BACKOFF = gr.Backoff(initial=0.0, maximum=0.0, jitter=0.0)
 
@@ -152,7 +154,9 @@ async def test_escalation_hands_the_request_to_a_person_through_a_message() -> N
 async def test_decision_faults_count_toward_restart_intensity() -> None:
     log: list[str] = []
     policy = FaultPolicy(steps=("fresh_context",))  # never gets better
-    with pytest.raises(gr.Escalated):
+    outcome: list[BaseException] = []
+
+    async def run() -> None:
         async with gr.Runtime(gr.RuntimeConfig(root_max_restarts=0)) as rt:
             spec = gr.SupervisorSpec(
                 id="agents",
@@ -161,10 +165,16 @@ async def test_decision_faults_count_toward_restart_intensity() -> None:
                 children=(worker((LOOPING,), policy, log),),
             )
             await rt.spawn(spec)
-            with pytest.raises(gr.GreenroomError):
+            try:
                 await rt.ref("agents/worker").ask(Ask(question="loop forever"), timeout=5)
+            except gr.GreenroomError as exc:
+                outcome.append(exc)
             with anyio.fail_after(5):
                 await rt.wait_stopped()
+
+    with pytest.raises(gr.Escalated):
+        await run()
+    assert [type(e) for e in outcome] == [gr.ActorStopped]
     assert log == ["greenroom.DecisionLoop -> fresh_context"]
 
 
