@@ -1,0 +1,391 @@
+"""ToolBox: an actor's granted tools, reached with ``self.ctx.service(ToolBox)``."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import msgspec
+from loguru import logger
+
+from greenroom._errors import ErrorInfo, GreenroomError
+from greenroom.tools._arguments import Arguments
+from greenroom.tools._call import Invocation, Proceed, ToolCall
+from greenroom.tools._errors import (
+    ArgumentNotAllowed,
+    GrantExpired,
+    GrantRevoked,
+    ToolFailed,
+    ToolInputError,
+    ToolNotGranted,
+    ToolOutputError,
+    ToolRefused,
+    UnknownTool,
+)
+from greenroom.tools._grant import Delegation, Grant
+from greenroom.tools._schema import ToolDefinition
+from greenroom.tools._tool import Tool
+from greenroom.trace import current_span, format_id, new_id
+
+if TYPE_CHECKING:
+    from greenroom.actors import ActorContext, ActorRef
+    from greenroom.tools._access import ToolAccess
+
+__all__ = ["ToolBox"]
+
+InT = TypeVar("InT", bound=msgspec.Struct)
+OutT = TypeVar("OutT", bound=msgspec.Struct)
+
+_ENCODE = msgspec.json.Encoder().encode
+
+
+class _Held:
+    """The grant a call runs under: configured (``delegation is None``) or delegated."""
+
+    __slots__ = ("delegation", "grant")
+
+    def __init__(self, grant: Grant, delegation: int | None) -> None:
+        self.grant = grant
+        self.delegation = delegation
+
+
+class ToolBox:
+    """One actor instance's tools: its configured grants and the delegations it accepted.
+
+    Made on the first ``self.ctx.service(ToolBox)`` of an instance and
+    released when the instance stops or restarts, which revokes the
+    delegations it accepted. Use it from the actor's own handlers.
+    """
+
+    __slots__ = ("_accepted", "_access", "_ctx", "_grants", "_message", "_step", "name")
+
+    def __init__(self, access: ToolAccess, ctx: ActorContext) -> None:
+        self._access = access
+        self._ctx = ctx
+        self.name = ctx.name
+        self._grants = access.configured(ctx.name, ctx.actor_type.__qualname__)
+        self._accepted: dict[int, str] = {}  # delegation id -> tool, in acceptance order
+        self._message: int | None = None
+        self._step = 0
+
+    # -- what it holds ----------------------------------------------------
+
+    def granted(self) -> tuple[str, ...]:
+        """The tools this actor holds a grant of (configured, then accepted delegations).
+
+        A grant held may still refuse a call: expired, spent, or narrowed.
+        """
+        names = dict.fromkeys(self._grants)
+        names.update(dict.fromkeys(self._accepted.values()))
+        return tuple(names)
+
+    def definitions(self) -> list[ToolDefinition]:
+        """The OpenAI tools entries of the granted tools: what to offer a model."""
+        registry = self._access.registry
+        return [tool.definition() for n in self.granted() if (tool := registry.get(n))]
+
+    # -- calls --------------------------------------------------------------
+
+    async def call(
+        self, name: str, arguments: Arguments, *, under: Delegation | None = None
+    ) -> msgspec.Struct:
+        """Call tool ``name`` with a model's ``arguments`` (JSON text or a dict).
+
+        The grant is the actor's configured grant of the tool, else the
+        delegation ``under``, else the delegation for the tool it accepted
+        last. The call is recorded (``ToolAccess(on_call=...)``) whatever
+        its outcome; a refusal is logged and the tool does not run.
+
+        Returns:
+            the tool's Output.
+
+        Raises:
+            UnknownTool: no tool is registered under ``name``.
+            ToolNotGranted: the actor holds no grant of it.
+            GrantExpired: the grant has expired.
+            GrantRevoked: the delegation ``under`` was revoked or is not held.
+            ToolInputError: the arguments do not validate into the Input.
+            ArgumentNotAllowed: an argument is outside the grant's narrowing.
+            BudgetExhausted: the grant (or one it was narrowed from) is spent.
+            ToolFailed: the tool raised something other than a GreenroomError.
+            ToolOutputError: the tool returned something that is not its Output.
+            GreenroomError: the tool or an interceptor raised one (as is).
+        """
+        return await self._call(name, arguments, False, under)
+
+    async def call_typed(
+        self, tool: Tool[InT, OutT], input: InT, *, under: Delegation | None = None
+    ) -> OutT:
+        """Call ``tool`` (registered in the access) with an ``Input`` built in code.
+
+        Checked and recorded exactly as :meth:`call`; typed end to end.
+        """
+        result = await self._call(tool.name, input, True, under, expected=tool)
+        return cast(OutT, result)
+
+    async def _call(
+        self,
+        name: str,
+        arguments: object,
+        typed: bool,
+        under: Delegation | None,
+        *,
+        expected: Tool[Any, Any] | None = None,
+    ) -> msgspec.Struct:
+        access = self._access
+        started_at = time.time()
+        start = time.monotonic()
+        call_id = new_id()
+        held: _Held | None = None
+        input: msgspec.Struct | None = None
+        ran = False
+        span = current_span.get()
+        trace_id = None if span is None else format_id(span.trace_id)
+        try:
+            tool = access.registry.get(name)
+            if tool is None or (expected is not None and tool is not expected):
+                raise UnknownTool(name, self.name, self.granted())
+            held = self._resolve(name, under)
+            grant = held.grant
+            now = access.clock()
+            if grant.expires_at is not None and now >= grant.expires_at:
+                raise GrantExpired(name, self.name, grant.expires_at, now)
+            if typed:
+                if not isinstance(arguments, tool.Input):
+                    raise ToolInputError(
+                        name,
+                        f"Expected `{tool.Input.__qualname__}`, got `{type(arguments).__name__}`",
+                        "$",
+                    )
+                input = arguments
+            else:
+                input = tool.decode(arguments)
+            disallowed = grant.first_disallowed(input)
+            if disallowed is not None:
+                field, value = disallowed
+                raise ArgumentNotAllowed(name, self.name, field, value, grant.narrow[field])
+            access.charge_call(self.name, name, held.grant, held.delegation)
+            ran = True
+            invocation = self._invocation(call_id, tool, held, input, trace_id)
+            output: msgspec.Struct = await self._run(tool, invocation)
+            expected_type: type = tool.Output
+            if not isinstance(output, expected_type):
+                raise ToolOutputError(name, tool.Output.__qualname__, type(output).__qualname__)
+        except GreenroomError as exc:
+            self._record(call_id, name, held, input, None, exc, started_at, start, ran, trace_id)
+            self._log_failure(name, exc)
+            raise
+        except Exception as exc:
+            failed = ToolFailed(name, type(exc).__qualname__, str(exc))
+            self._record(call_id, name, held, input, None, failed, started_at, start, ran, trace_id)
+            self._log_failure(name, failed)
+            raise failed from exc
+        self._record(call_id, name, held, input, output, None, started_at, start, ran, trace_id)
+        logger.bind(actor=self.name, tool=name, call_id=call_id, event="tools.call").debug(
+            "{actor} called {tool}", actor=self.name, tool=name
+        )
+        return output
+
+    def _resolve(self, name: str, under: Delegation | None) -> _Held:
+        if under is not None:
+            return self._delegated(name, under.id)
+        grant = self._grants.get(name)
+        if grant is not None:
+            return _Held(grant, None)
+        for delegation, tool in reversed(self._accepted.items()):
+            if tool == name:
+                return self._delegated(name, delegation)
+        raise ToolNotGranted(name, self.name, self.granted())
+
+    def _delegated(self, name: str, delegation: int) -> _Held:
+        record = self._access.live(delegation)
+        if record is None or record.box is not self:
+            raise GrantRevoked(name, self.name, delegation, "this actor instance does not hold it")
+        grant = record.delegation.grant
+        if grant.tool != name:
+            raise ToolNotGranted(name, self.name, self.granted())
+        return _Held(grant, delegation)
+
+    def _invocation(
+        self,
+        call_id: int,
+        tool: Tool[Any, Any],
+        held: _Held,
+        input: msgspec.Struct,
+        trace_id: str | None,
+    ) -> Invocation:
+        envelope = self._ctx.envelope
+        message_id = None if envelope is None else envelope.id
+        if message_id != self._message:
+            self._message = message_id
+            self._step = 0
+        step = self._step
+        self._step += 1
+        return Invocation(
+            call_id=call_id,
+            tool=tool.name,
+            effect=tool.effect,
+            actor=self.name,
+            grant=held.grant,
+            delegation=held.delegation,
+            input=input,
+            input_hash=hashlib.sha256(_ENCODE(input)).hexdigest(),
+            message_id=message_id,
+            attempt=1 if envelope is None else envelope.attempt,
+            step=step,
+            trace_id=trace_id,
+        )
+
+    async def _run(self, tool: Tool[Any, Any], invocation: Invocation) -> msgspec.Struct:
+        # The one place a tool runs: interceptors wrap it, outermost first.
+        async def innermost() -> msgspec.Struct:
+            result: msgspec.Struct = await tool.call(invocation.input)
+            return result  # checked against tool.Output by the caller
+
+        proceed: Proceed = innermost
+        for interceptor in reversed(self._access.interceptors):
+            proceed = _wrap(interceptor.intercept, invocation, proceed)
+        return await proceed()
+
+    def _record(
+        self,
+        call_id: int,
+        name: str,
+        held: _Held | None,
+        input: msgspec.Struct | None,
+        output: msgspec.Struct | None,
+        error: BaseException | None,
+        started_at: float,
+        start: float,
+        ran: bool,
+        trace_id: str | None,
+    ) -> None:
+        sink = self._access.on_call
+        if sink is None:
+            return
+        record = ToolCall(
+            call_id=call_id,
+            tool=name,
+            actor=self.name,
+            grant=None if held is None else held.grant,
+            delegation=None if held is None else held.delegation,
+            input=input,
+            output=output,
+            error=None if error is None else ErrorInfo.from_exception(error, with_traceback=False),
+            started_at=started_at,
+            duration=time.monotonic() - start,
+            ran=ran,
+            trace_id=trace_id,
+        )
+        try:
+            sink(record)
+        except Exception as exc:
+            logger.bind(actor=self.name, tool=name, event="tools.record_failed").opt(
+                exception=exc
+            ).warning("the on_call sink raised {!r}", exc)
+
+    def _log_failure(self, name: str, error: GreenroomError) -> None:
+        if isinstance(error, ToolRefused):
+            event, level = "tools.refused", "WARNING"
+        elif isinstance(error, ToolInputError):
+            event, level = "tools.input_error", "INFO"
+        else:
+            event, level = "tools.failed", "WARNING"
+        logger.bind(actor=self.name, tool=name, event=event, error=type(error).__name__).log(
+            level, "{}", error
+        )
+
+    # -- delegation -------------------------------------------------------------
+
+    def delegate(
+        self, grant: Grant, *, to: str | ActorRef, under: Delegation | None = None
+    ) -> Delegation:
+        """Pass ``grant`` to actor ``to``: a token to send it in a message.
+
+        ``grant`` must be covered by what this actor holds for the tool (its
+        configured grant, or the delegation ``under``, or the one it accepted
+        last); build it with ``held.narrowed(...)``. The holder calls
+        :meth:`accept` with the token.
+
+        Raises:
+            ToolNotGranted: this actor holds no grant of the tool.
+            GrantRevoked: the delegation ``under`` is not held.
+            GrantExpired: the grant it holds has expired.
+            GrantWidened: ``grant`` allows more than the grant it holds.
+            InvalidGrant: ``grant`` does not fit the tool (see ToolRegistry.check_grant).
+        """
+        access = self._access
+        held = self._resolve(grant.tool, under)
+        now = access.clock()
+        if held.grant.expires_at is not None and now >= held.grant.expires_at:
+            raise GrantExpired(grant.tool, self.name, held.grant.expires_at, now)
+        held.grant.check_covers(grant)
+        access.registry.check_grant(grant)
+        holder = to if isinstance(to, str) else to.name
+        token = Delegation(id=new_id(), grant=grant, issuer=self.name, holder=holder)
+        if held.delegation is None:
+            access.issue(token, None, (self.name, grant.tool), held.grant)
+        else:
+            access.issue(token, held.delegation, None, None)
+        logger.bind(actor=self.name, tool=grant.tool, holder=holder, event="tools.delegated").info(
+            "{} delegated {} to {}", self.name, grant.tool, holder
+        )
+        return token
+
+    def accept(self, delegation: Delegation) -> Grant:
+        """Hold ``delegation`` (sent by its issuer) in this instance; returns its grant.
+
+        Accepting twice is harmless. The grant is revoked when this instance
+        stops or restarts.
+
+        Raises:
+            GrantRevoked: it was revoked, never issued here, is addressed to
+                another actor, or is held by another instance.
+        """
+        record = self._access.live(delegation.id)
+        tool = delegation.grant.tool
+        if record is None:
+            raise GrantRevoked(tool, self.name, delegation.id, "it is unknown or was revoked")
+        if record.delegation.holder != self.name:
+            raise GrantRevoked(
+                tool, self.name, delegation.id, f"it is addressed to {record.delegation.holder!r}"
+            )
+        if record.box is not None and record.box is not self:
+            raise GrantRevoked(tool, self.name, delegation.id, "another instance holds it")
+        record.box = self
+        self._accepted[delegation.id] = record.delegation.grant.tool
+        return record.delegation.grant
+
+    def revoke(self, delegation: Delegation) -> None:
+        """Revoke a delegation this actor issued, and every delegation made from it.
+
+        Raises:
+            ToolRefused: this actor did not issue it.
+        """
+        record = self._access.live(delegation.id)
+        if record is None:
+            return
+        if record.delegation.issuer != self.name:
+            raise ToolRefused(
+                delegation.grant.tool,
+                self.name,
+                f"it did not issue delegation {delegation.id}",
+                "only the issuer may revoke a delegation",
+            )
+        self._access.revoke_live(delegation.id, f"revoked by its issuer {self.name!r}")
+
+    def _forget(self, delegation: int) -> None:
+        self._accepted.pop(delegation, None)
+
+
+def _wrap(
+    intercept: Callable[[Invocation, Proceed], Awaitable[msgspec.Struct]],
+    invocation: Invocation,
+    inner: Proceed,
+) -> Proceed:
+    async def proceed() -> msgspec.Struct:
+        return await intercept(invocation, inner)
+
+    return proceed
