@@ -51,6 +51,9 @@ def handler(*args: Any) -> Any:
 
     The type is read from the annotation of the message parameter (a union
     registers each member), or given explicitly: ``@handler(Ping, Pong)``.
+    A message whose exact type has no handler goes to the handler of its
+    nearest base class, if any (a handler of ``greenroom.Message`` takes
+    everything else).
     The method's return value is the reply to an ``ask``. The class's
     dispatch table is built once, when the first actor of the class is
     spawned, so dispatch does no reflection per message.
@@ -149,6 +152,21 @@ def dispatch_table(cls: type[Actor]) -> dict[type, HandlerFn]:
         seen_names.update(vars(klass))
     cls._gr_dispatch = table  # type: ignore[attr-defined]
     return table
+
+
+def resolve_handler(table: dict[type, HandlerFn], msg_type: type) -> HandlerFn | None:
+    """The handler of the nearest base class of ``msg_type`` in ``table``, cached in it.
+
+    Called only when ``msg_type`` itself has no handler, so exact matches
+    stay a single dict lookup; a handler for ``greenroom.Message`` is a
+    catch-all.
+    """
+    for base in msg_type.__mro__[1:]:
+        fn = table.get(base)
+        if fn is not None:
+            table[msg_type] = fn
+            return fn
+    return None
 
 
 def _message_types(cls: type, name: str, fn: Any) -> tuple[type, ...]:

@@ -21,7 +21,7 @@ import anyio
 from loguru import logger
 
 from greenroom._errors import ActorStopped, ErrorInfo, HandlerTimeout
-from greenroom.actors._actor import IGNORE, Actor, HandlerFn, dispatch_table
+from greenroom.actors._actor import IGNORE, Actor, HandlerFn, dispatch_table, resolve_handler
 from greenroom.mailbox import Envelope, Mailbox
 from greenroom.trace import current_span
 
@@ -217,7 +217,7 @@ class Cell:
                     continue
                 body = envelope.body
                 fn = dispatch.get(type(body))
-                if fn is None:
+                if fn is None and (fn := resolve_handler(dispatch, type(body))) is None:
                     runtime._unknown_message(self, envelope)
                     continue
                 self.current = envelope

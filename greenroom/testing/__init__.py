@@ -6,8 +6,14 @@ HTTP (JSON and SSE streaming). Script its answers in order with
 slow or truncated), :class:`ScriptedError` (500, 429 with ``Retry-After``...)
 and :class:`ScriptedMalformed`; read what it received in
 :attr:`ScriptedModelServer.requests`.
+
+:class:`TestProbe` is an actor that records what it receives; ``await
+probe.expect(Type)`` waits for the next message of a type. The pytest plugin
+(enabled by installing greenroom) gives tests ``runtime`` and ``probe``
+fixtures.
 """
 
+from greenroom.testing._probe import ProbeTimeout, TestProbe
 from greenroom.testing._script import (
     RecordedRequest,
     ScriptedError,
@@ -20,6 +26,7 @@ from greenroom.testing._script import (
 from greenroom.testing._scripted import ScriptedModelServer
 
 __all__ = [
+    "ProbeTimeout",
     "RecordedRequest",
     "ScriptItem",
     "ScriptedError",
@@ -28,4 +35,5 @@ __all__ = [
     "ScriptedReply",
     "ScriptedToolCall",
     "ScriptedUsage",
+    "TestProbe",
 ]
