@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import anyio
@@ -12,6 +12,7 @@ from loguru import logger
 from greenroom.actors._config import RuntimeConfig
 from greenroom.actors._runtime import Runtime
 from greenroom.actors._spec import ChildSpec, PoolSpec, SupervisorSpec
+from greenroom.mailbox import DeadLetterSink, MailboxFactory
 
 __all__ = ["run", "serve"]
 
@@ -33,6 +34,8 @@ async def serve(
     drain_timeout: float = 10.0,
     signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
     ready: Callable[[Runtime], None] | None = None,
+    mailboxes: Mapping[str, MailboxFactory] | None = None,
+    dead_letters: DeadLetterSink | None = None,
 ) -> None:
     """Run a long-lived actor system until SIGINT or SIGTERM, then shut it down gracefully.
 
@@ -42,8 +45,13 @@ async def serve(
     actors are refused), drain the mailboxes for up to ``drain_timeout``
     seconds, then stop the tree (children before parents). Returns early,
     raising its error, if the root supervisor gives up.
+
+    ``mailboxes`` and ``dead_letters`` are passed to the :class:`Runtime`.
+    With durable mailboxes (``SqliteMailboxes``), a process restarted on the
+    same database resumes where it stopped: ``setup`` rebuilds the tree from
+    its specs, and every actor's unacked messages are delivered again.
     """
-    async with Runtime(config) as rt:
+    async with Runtime(config, mailboxes=mailboxes, dead_letters=dead_letters) as rt:
         # Listen before setup, so a signal that comes early is not lost.
         with anyio.open_signal_receiver(*signals) as stream:
             if isinstance(setup, ChildSpec | PoolSpec | SupervisorSpec):

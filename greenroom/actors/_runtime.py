@@ -494,12 +494,15 @@ class Runtime:
 
     async def _put(self, cell: Cell, envelope: Envelope, timeout: float | None) -> None:
         mailbox = cell.mailbox
+        durable = cell.durable
         try:
-            if mailbox.offer(envelope):
+            # A durable mailbox's offer is fire-and-forget: tell and ask wait
+            # for the commit in put instead.
+            if not durable and mailbox.offer(envelope):
                 return
         except MailboxClosed as exc:
             raise self._closed(cell, envelope, exc) from None
-        if cell.overflow_fail:
+        if cell.overflow_fail and (not durable or len(mailbox) >= mailbox.capacity):
             full = MailboxFull(cell.name, mailbox.capacity)
             self._dead_letter(envelope, cell.name, "mailbox_full", ErrorInfo.from_exception(full))
             raise full

@@ -1,4 +1,4 @@
-"""Envelopes, the Mailbox protocol, the memory mailbox and dead letters."""
+"""Envelopes, the Mailbox protocol, the memory and sqlite mailboxes, and dead letters."""
 
 from greenroom.mailbox._config import MailboxConfig, Overflow
 from greenroom.mailbox._deadletter import (
@@ -8,24 +8,37 @@ from greenroom.mailbox._deadletter import (
     MemoryDeadLetters,
 )
 from greenroom.mailbox._envelope import Envelope, make_envelope
+from greenroom.mailbox._errors import MailboxUnavailable, UndecodableMessage
 from greenroom.mailbox._memory import MemoryMailbox, MemoryMailboxes
 from greenroom.mailbox._message import Message, check_message
 from greenroom.mailbox._protocol import Mailbox, MailboxFactory, MailboxStatistics
+from greenroom.mailbox._sqlite import SqliteMailboxes, SqliteMailboxesStatistics
+from greenroom.mailbox._sqlite_admin import DeadLetterRecord, RedriveOutcome
+from greenroom.mailbox._sqlite_deadletters import SqliteDeadLetters
+from greenroom.mailbox._sqlite_mailbox import SqliteMailbox
 
 __all__ = [
     "DeadLetter",
     "DeadLetterReason",
+    "DeadLetterRecord",
     "DeadLetterSink",
     "Envelope",
     "Mailbox",
     "MailboxConfig",
     "MailboxFactory",
     "MailboxStatistics",
+    "MailboxUnavailable",
     "MemoryDeadLetters",
     "MemoryMailbox",
     "MemoryMailboxes",
     "Message",
     "Overflow",
+    "RedriveOutcome",
+    "SqliteDeadLetters",
+    "SqliteMailbox",
+    "SqliteMailboxes",
+    "SqliteMailboxesStatistics",
+    "UndecodableMessage",
     "check_message",
     "make_envelope",
 ]

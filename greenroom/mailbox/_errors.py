@@ -1,0 +1,48 @@
+"""The mailbox layer's own runtime failures (the rest live in ``greenroom._errors``).
+
+Both derive from :class:`~greenroom.RuntimeFailure`::
+
+    RuntimeFailure
+    ├── MailboxUnavailable     the mailbox database failed (disk full, locked past the timeout)
+    └── UndecodableMessage     a stored body that does not decode into the actor's message types
+"""
+
+from __future__ import annotations
+
+from greenroom._errors import RuntimeFailure
+
+__all__ = ["MailboxUnavailable", "UndecodableMessage"]
+
+
+class MailboxUnavailable(RuntimeFailure):
+    """The durable mailbox's database could not do what was asked.
+
+    ``operation`` names what failed (``"open"``, ``"put"``, ``"commit"``) and
+    ``reason`` the underlying sqlite error. The sqlite error is chained as
+    ``__cause__``.
+    """
+
+    def __init__(self, path: str, operation: str, reason: str) -> None:
+        super().__init__(
+            f"the mailbox database {path} failed to {operation}: {reason}; "
+            "check the disk and that no other program holds the database locked"
+        )
+        self.path = path
+        self.operation = operation
+        self.reason = reason
+
+
+class UndecodableMessage(RuntimeFailure):
+    """A stored message body is not valid msgpack of one of the actor's message types.
+
+    Raised nowhere: it is recorded with the message in the dead-letter table,
+    and the messages behind it are delivered.
+    """
+
+    def __init__(self, actor: str, detail: str) -> None:
+        super().__init__(
+            f"a message for {actor} cannot be decoded: {detail}; it was written by other "
+            "code or corrupted on disk: inspect it with `greenroom dlq show`"
+        )
+        self.actor = actor
+        self.detail = detail

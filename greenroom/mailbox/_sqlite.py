@@ -1,0 +1,262 @@
+"""SqliteMailboxes: the factory of durable mailboxes, all in one sqlite file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from types import TracebackType
+from typing import Literal, Self
+
+import aiosqlite
+import anyio
+import anyio.abc
+import msgspec
+
+from greenroom._errors import MailboxClosed, UsageError
+from greenroom.mailbox._config import MailboxConfig
+from greenroom.mailbox._errors import MailboxUnavailable
+from greenroom.mailbox._sqlite_deadletters import SqliteDeadLetters
+from greenroom.mailbox._sqlite_leases import Leases
+from greenroom.mailbox._sqlite_mailbox import SqliteMailbox
+from greenroom.mailbox._sqlite_rows import BodyDecoder
+from greenroom.mailbox._sqlite_schema import SchemaTooNew, migrate
+from greenroom.mailbox._sqlite_slot import Slot
+from greenroom.mailbox._sqlite_writer import Writer
+
+__all__ = ["SqliteMailboxes", "SqliteMailboxesStatistics"]
+
+_Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+
+class SqliteMailboxesStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    """Counters of a :class:`SqliteMailboxes` since it was opened.
+
+    ``commits``: transactions committed; ``rows``: puts and acks in them;
+    ``largest_batch``: the most puts and acks in one; ``reclaimed``: rows
+    taken back from dead holders (each delivered again).
+    """
+
+    commits: int
+    rows: int
+    largest_batch: int
+    reclaimed: int
+
+
+class SqliteMailboxes:
+    """Durable, at-least-once mailboxes for many actors in one sqlite file.
+
+    Use as ``async with SqliteMailboxes(path) as boxes:`` around the runtime,
+    and give it a kind name::
+
+        async with SqliteMailboxes("app.db") as boxes:
+            async with Runtime(mailboxes={"durable": boxes},
+                               dead_letters=boxes.dead_letters) as rt:
+                await rt.spawn(Worker, mailbox=MailboxConfig(kind="durable"))
+
+    It opens one aiosqlite connection (WAL), migrates the schema, and runs
+    in a task group of its own the writer, which applies every change of
+    every mailbox in group commits (see :class:`SqliteMailbox` for the
+    guarantees), and a ticker that renews this process's leases and frees
+    the rows of dead holders every ``poll`` seconds (see ``_sqlite_leases``
+    for the rule). Leaving the block commits what is queued, frees this
+    process's leases and closes the file; the messages stay for the next
+    process. Open and close it in the same task, and close the runtime
+    first.
+
+    Options (times in seconds):
+        lease: how long a holder's heartbeat is valid (default 30.0). A
+            process that stops without closing, on another host or with
+            its pid reused, loses its rows to the others after this long; on
+            the same host a dead pid loses them at once.
+        batch: the most puts in one transaction, and the page size of
+            fetches (default 256).
+        poll: how often leases are renewed and the file is checked for
+            free rows from elsewhere, such as a ``greenroom dlq redrive``
+            (default 1.0).
+        max_message_bytes: the largest stored body (default 1 MiB); a larger
+            one is refused on put, and dead-lettered when read back.
+        synchronous: sqlite's ``synchronous``: ``"NORMAL"`` (default)
+            survives the process being killed; ``"FULL"`` also power loss.
+        busy_timeout: how long to wait for another connection's write lock.
+
+    Raises :class:`UsageError` for bad options, and on open
+    :class:`MailboxUnavailable` when the file cannot be opened or its schema
+    is newer than this greenroom.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        lease: float = 30.0,
+        batch: int = 256,
+        poll: float = 1.0,
+        max_message_bytes: int | None = 1_048_576,
+        synchronous: _Synchronous = "NORMAL",
+        busy_timeout: float = 5.0,
+    ) -> None:
+        name = os.fspath(path)
+        if name in ("", ":memory:") or name.startswith("file::memory:"):
+            raise UsageError("SqliteMailboxes needs a file path; use the memory mailbox for memory")
+        if not lease > 0 or not poll > 0 or poll >= lease:
+            raise UsageError(f"need 0 < poll < lease, got poll={poll!r}, lease={lease!r}")
+        if type(batch) is not int or not 1 <= batch <= 4096:
+            raise UsageError(f"batch must be an int from 1 to 4096, got {batch!r}")
+        if max_message_bytes is not None and max_message_bytes < 1:
+            raise UsageError(f"max_message_bytes must be >= 1 or None, got {max_message_bytes!r}")
+        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise UsageError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
+        if busy_timeout < 0:
+            raise UsageError(f"busy_timeout is in seconds and >= 0, got {busy_timeout!r}")
+        self.path = name
+        self._poll = poll
+        self._max_bytes = max_message_bytes
+        self._synchronous = synchronous
+        self._busy_ms = int(busy_timeout * 1000)
+        self._slots: dict[str, Slot] = {}
+        self._leases = Leases(lease)
+        self._writer = Writer(repr(self), self._leases, batch, self._slots)
+        self._decoders: dict[tuple[type, ...], BodyDecoder] = {}
+        self._db: aiosqlite.Connection | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._ticker = anyio.CancelScope()
+        self._state: Literal["new", "open", "closed"] = "new"
+        self.dead_letters = SqliteDeadLetters(name, self._writer, None)
+        """The durable dead-letter table: pass it as ``Runtime(dead_letters=...)``."""
+
+    def __repr__(self) -> str:
+        return f"SqliteMailboxes({self.path!r})"
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._state != "new":
+            raise UsageError(f"{self!r} was opened already; make a new SqliteMailboxes")
+        self._state = "open"
+        try:
+            db = self._db = await aiosqlite.connect(self.path)
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute(f"PRAGMA synchronous = {self._synchronous}")
+            await db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            await migrate(db)
+            await self._leases.register(db)
+            await self._leases.maintain(db)
+            for actor, (count, free) in (await self._leases.scan(db)).items():
+                self._slots[actor] = Slot(actor, count, loose=free > 0)
+            await db.commit()
+        except (sqlite3.Error, SchemaTooNew) as error:
+            self._state = "closed"
+            await self._close_connection()
+            reason = (
+                f"its schema version {error.found} is newer than this greenroom knows "
+                f"({error.known}); upgrade greenroom"
+                if isinstance(error, SchemaTooNew)
+                else str(error)
+            )
+            raise MailboxUnavailable(self.path, "open", reason) from error
+        except BaseException:
+            self._state = "closed"
+            await self._close_connection()
+            raise
+        self._writer.db = db
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        await self._task_group.start(self._writer.run)
+        self._task_group.start_soon(self._tick)
+        return self
+
+    async def _tick(self) -> None:
+        with self._ticker:
+            while True:
+                await anyio.sleep(self._poll)
+                self._writer.tick_due = True
+                self._writer.wake()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        task_group, self._task_group = self._task_group, None
+        if task_group is None:
+            return None
+        self._state = "closed"
+        for slot in self._slots.values():
+            if slot.mailbox is not None:
+                slot.mailbox.close()
+        self._ticker.cancel()
+        self._writer.closing = True
+        self._writer.wake()
+        try:
+            # The block's own exception propagates as it is, not in a group.
+            await task_group.__aexit__(None, None, None)
+        finally:
+            await self._close_connection()
+        return None
+
+    async def aclose(self) -> None:
+        """Commit what is queued, free this process's leases, close the file. Idempotent."""
+        await self.__aexit__(None, None, None)
+
+    async def _close_connection(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            with (
+                anyio.CancelScope(shield=True),
+                anyio.move_on_after(10),
+                contextlib.suppress(sqlite3.Error),
+            ):
+                await db.close()
+
+    async def flush(self) -> None:
+        """Wait until every change queued before this call is committed.
+
+        Puts, acks, retries and dead letters (``offer`` and ``add`` included).
+
+        Raises:
+            MailboxClosed: the database is closed.
+        """
+        # An admin step runs before the next cycle, and a cycle takes one chunk
+        # of puts and all other changes: n chunks need n + 2 steps.
+        for _ in range(len(self._writer.chunks) + 2):
+            await self._writer.run_admin(_nothing)
+
+    def statistics(self) -> SqliteMailboxesStatistics:
+        """Counters since the database was opened."""
+        writer = self._writer
+        return SqliteMailboxesStatistics(
+            commits=writer.commits,
+            rows=writer.rows,
+            largest_batch=writer.largest,
+            reclaimed=self._leases.reclaimed,
+        )
+
+    # -- the factory -------------------------------------------------------------
+
+    def create(
+        self, name: str, config: MailboxConfig, message_types: tuple[type, ...]
+    ) -> SqliteMailbox:
+        """The durable mailbox of the actor called ``name``, bounded by ``config.capacity``.
+
+        Messages left on disk for ``name`` (by an earlier incarnation, in this
+        process or a dead one) are loaded asynchronously, oldest first, and
+        the mailbox's listener is called when they are ready.
+
+        Raises:
+            MailboxClosed: the database is not open.
+        """
+        if self._state != "open":
+            raise MailboxClosed(name)
+        slot = self._slots.get(name)
+        if slot is None:
+            slot = self._slots[name] = Slot(name)
+        decoder = self._decoders.get(message_types)
+        if decoder is None:
+            decoder = self._decoders[message_types] = BodyDecoder(message_types, self._max_bytes)
+        return SqliteMailbox(name, config.capacity, self._writer, slot, decoder, self._max_bytes)
+
+
+async def _nothing(db: aiosqlite.Connection) -> None:
+    return None

@@ -1,0 +1,165 @@
+"""The durable mailbox's schema, as numbered migrations, and its SQL.
+
+Rules: a migration, once released, is never edited; a change is a new
+migration with the next number. A database whose schema is newer than the
+migrations known here is refused rather than guessed at.
+
+Tables (one database holds the mailboxes of many actors):
+
+* ``greenroom_mailbox_messages``: one row per unacked message. ``seq`` (an
+  autoincrement sequence, never reused) orders each actor's messages, so
+  per-sender FIFO holds across restarts; ``id`` is the envelope id, unique,
+  which is what dedupes a re-sent envelope; ``owner`` is the lease: ``NULL``
+  when free, else the id of the :class:`SqliteMailboxes` that holds it.
+* ``greenroom_mailbox_owners``: the live holders of leases, with a
+  heartbeat (``expires_at``); a holder past it is presumed dead.
+* ``greenroom_mailbox_dead_letters``: the envelope's columns, the actor, the
+  reason, the error's type, message and traceback, the attempts and the time.
+"""
+
+from __future__ import annotations
+
+import time
+
+import aiosqlite
+import anyio
+
+__all__ = [
+    "DEAD_LETTERS",
+    "ENVELOPE_COLUMNS",
+    "FETCH",
+    "INSERT",
+    "INSERT_LETTER",
+    "LETTER_COLUMNS",
+    "MESSAGES",
+    "MIGRATIONS",
+    "OWNERS",
+    "SCHEMA_TABLE",
+    "SchemaTooNew",
+    "migrate",
+]
+
+SCHEMA_TABLE = "greenroom_mailbox_schema"
+MESSAGES = "greenroom_mailbox_messages"
+OWNERS = "greenroom_mailbox_owners"
+DEAD_LETTERS = "greenroom_mailbox_dead_letters"
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (
+        1,
+        (
+            f"""CREATE TABLE {MESSAGES} (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                actor TEXT NOT NULL,
+                id INTEGER NOT NULL UNIQUE,
+                sender TEXT,
+                reply_to TEXT,
+                correlation_id INTEGER,
+                trace_id INTEGER NOT NULL,
+                parent_span_id INTEGER,
+                attempt INTEGER NOT NULL,
+                created_at REAL NOT NULL,
+                deadline REAL,
+                body BLOB NOT NULL,
+                owner INTEGER
+            )""",
+            f"CREATE INDEX {MESSAGES}_fetch ON {MESSAGES} (actor, owner, seq)",
+            f"""CREATE TABLE {OWNERS} (
+                owner INTEGER PRIMARY KEY,
+                pid INTEGER NOT NULL,
+                host TEXT NOT NULL,
+                started_at REAL NOT NULL,
+                expires_at REAL NOT NULL
+            )""",
+            f"""CREATE TABLE {DEAD_LETTERS} (
+                letter_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                actor TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                error_type TEXT NOT NULL,
+                error_message TEXT NOT NULL,
+                traceback TEXT,
+                attempts INTEGER NOT NULL,
+                at REAL NOT NULL,
+                envelope_id INTEGER NOT NULL,
+                sender TEXT,
+                reply_to TEXT,
+                correlation_id INTEGER,
+                trace_id INTEGER NOT NULL,
+                parent_span_id INTEGER,
+                created_at REAL NOT NULL,
+                deadline REAL,
+                body BLOB NOT NULL
+            )""",
+            f"CREATE INDEX {DEAD_LETTERS}_actor ON {DEAD_LETTERS} (actor, at)",
+            f"CREATE INDEX {DEAD_LETTERS}_at ON {DEAD_LETTERS} (at)",
+        ),
+    ),
+)
+
+# The envelope's columns, in the order rows are built (see _sqlite_rows).
+ENVELOPE_COLUMNS = (
+    "id, sender, reply_to, correlation_id, trace_id, parent_span_id, attempt, created_at, "
+    "deadline, body"
+)
+INSERT = (
+    f"INSERT OR IGNORE INTO {MESSAGES} (actor, {ENVELOPE_COLUMNS}, owner) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Lease the oldest free rows of one actor, in one statement (RETURNING order
+# is unspecified: the caller sorts by seq).
+FETCH = (
+    f"UPDATE {MESSAGES} SET owner = ? WHERE seq IN (SELECT seq FROM {MESSAGES} "
+    "WHERE actor = ? AND owner IS NULL ORDER BY seq LIMIT ?) "
+    f"RETURNING seq, {ENVELOPE_COLUMNS}"
+)
+LETTER_COLUMNS = (
+    "actor, reason, error_type, error_message, traceback, attempts, at, envelope_id, sender, "
+    "reply_to, correlation_id, trace_id, parent_span_id, created_at, deadline, body"
+)
+INSERT_LETTER = (
+    f"INSERT INTO {DEAD_LETTERS} ({LETTER_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class SchemaTooNew(Exception):
+    """The database was written by a newer greenroom (translated by the caller)."""
+
+    def __init__(self, found: int, known: int) -> None:
+        super().__init__(found, known)
+        self.found = found
+        self.known = known
+
+
+async def migrate(db: aiosqlite.Connection) -> int:
+    """Apply the migrations the database lacks, in one transaction; its schema version.
+
+    Raises :class:`SchemaTooNew` when the database is newer than :data:`MIGRATIONS`.
+    """
+    await db.execute(
+        f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} "
+        "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    await db.commit()
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        rows = list(await db.execute_fetchall(f"SELECT max(version) FROM {SCHEMA_TABLE}"))
+        current = int(rows[0][0] or 0)
+        known = MIGRATIONS[-1][0]
+        if current > known:
+            raise SchemaTooNew(current, known)
+        for number, statements in MIGRATIONS:
+            if number > current:
+                for statement in statements:
+                    await db.execute(statement)
+                await db.execute(
+                    f"INSERT INTO {SCHEMA_TABLE} (version, applied_at) VALUES (?, ?)",
+                    (number, time.time()),
+                )
+                current = number
+        await db.commit()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await db.rollback()
+        raise
+    return current
