@@ -557,7 +557,10 @@ class Runtime:
 
     def _undeliverable(self, cell: Cell, envelope: Envelope) -> None:
         error = ActorStopped(cell.name, type(envelope.body).__qualname__)
-        self._dead_letter(envelope, cell.name, "actor_stopped", ErrorInfo.from_exception(error))
+        if not cell.durable:
+            # A durable message is still on disk, unacked: the actor's next
+            # incarnation gets it. Only the ask waiting in this process fails.
+            self._dead_letter(envelope, cell.name, "actor_stopped", ErrorInfo.from_exception(error))
         if envelope.correlation_id is not None:
             self._reply_error(envelope, error)
 

@@ -180,3 +180,51 @@ async def test_dead_letters_filter_show_and_purge(tmp_path: Path) -> None:
         assert await letters.purge(actor="a") == 2
         assert await letters.purge([first.id]) == 0
         assert await letters.purge() == 1
+
+
+class Hold(gr.Message):
+    n: int
+
+
+class Holder(gr.Actor):
+    """Blocks on Hold until the gate opens; records what it finished."""
+
+    def __init__(self, gate: anyio.Event, entered: anyio.Event, done: list[int]) -> None:
+        self.gate = gate
+        self.entered = entered
+        self.done = done
+
+    @gr.handler
+    async def hold(self, msg: Hold) -> None:
+        self.entered.set()
+        await self.gate.wait()
+        self.done.append(msg.n)
+
+
+async def test_a_durable_message_cut_short_by_a_stop_stays_for_the_next_incarnation(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.db"
+    gate, entered, done = anyio.Event(), anyio.Event(), []
+    async with (
+        SqliteMailboxes(path) as boxes,
+        gr.Runtime(mailboxes={"durable": boxes}, dead_letters=boxes.dead_letters) as rt,
+    ):
+        spec = gr.ChildSpec(
+            actor=Holder, id="h", args=(gate, entered, done), mailbox=DURABLE, shutdown=0.01
+        )
+        sup = await rt.spawn(gr.SupervisorSpec(id="sup", children=(spec,)))
+        await rt.ref("sup/h").tell(Hold(n=1))
+        with anyio.fail_after(5):
+            await entered.wait()
+        await sup.terminate_child("h")  # cancels the handler mid-way
+        await boxes.flush()
+        # not a dead letter: the row is still on disk, unacked
+        assert rt.dead_letters.list() == []
+        assert count_rows(path) == 1
+        gate.set()
+        await sup.restart_child("h")
+        with anyio.fail_after(5):
+            while done != [1]:
+                await anyio.lowlevel.checkpoint()
+    assert count_rows(path) == 0
