@@ -1,5 +1,59 @@
-"""Trace context: ids and the current span, carried by every envelope."""
+"""Tracing: span ids and the current span, the recorder, the trace store and its views.
 
+The lowest layer of greenroom: it imports only ``greenroom._errors``.
+``OtelExporter`` needs the ``otel`` extra and is imported on first use.
+"""
+
+import typing as _typing
+
+from greenroom.trace import _genai as genai
+from greenroom.trace._errors import TraceStoreUnavailable
+from greenroom.trace._export import SpanExporter
+from greenroom.trace._html import render_html
 from greenroom.trace._ids import SpanCarrier, current_span, format_id, new_id
+from greenroom.trace._logging import log_patcher
+from greenroom.trace._redact import REDACTED, Secret, is_secret_key, redact_text, redact_value
+from greenroom.trace._span import KINDS, Span, SpanStatus
+from greenroom.trace._store import SqliteTraceStore, TraceStoreStatistics, TraceSummary
+from greenroom.trace._tracer import SpanScope, Tracer, TracerStatistics
+from greenroom.trace._tree import render_tree
 
-__all__ = ["SpanCarrier", "current_span", "format_id", "new_id"]
+if _typing.TYPE_CHECKING:
+    from greenroom.trace._otel import OtelExporter
+
+__all__ = [
+    "KINDS",
+    "REDACTED",
+    "OtelExporter",
+    "Secret",
+    "Span",
+    "SpanCarrier",
+    "SpanExporter",
+    "SpanScope",
+    "SpanStatus",
+    "SqliteTraceStore",
+    "TraceStoreStatistics",
+    "TraceStoreUnavailable",
+    "TraceSummary",
+    "Tracer",
+    "TracerStatistics",
+    "current_span",
+    "format_id",
+    "genai",
+    "is_secret_key",
+    "log_patcher",
+    "new_id",
+    "redact_text",
+    "redact_value",
+    "render_html",
+    "render_tree",
+]
+
+
+def __getattr__(name: str) -> object:
+    # The exporter imports opentelemetry: only when asked for, so the extra stays optional.
+    if name == "OtelExporter":
+        from greenroom.trace._otel import OtelExporter
+
+        return OtelExporter
+    raise AttributeError(f"module 'greenroom.trace' has no attribute {name!r}")

@@ -1,0 +1,125 @@
+"""Spans as rows of ``greenroom_spans`` and back; redaction happens on the way in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+import msgspec
+
+from greenroom._errors import ErrorInfo
+from greenroom.trace._redact import redact_text
+from greenroom.trace._span import Span
+from greenroom.trace._tracer import RawSpan, describe_error, redact_attributes
+
+__all__ = [
+    "INPUT_TOKENS",
+    "OUTPUT_TOKENS",
+    "Row",
+    "row_of_raw",
+    "row_of_span",
+    "rows_of_raw",
+    "span_of_row",
+    "tokens_of",
+]
+
+INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+
+Row = tuple[
+    int,  # span_id
+    int,  # trace_id
+    int | None,  # parent_id
+    str,  # kind
+    str,  # name
+    str | None,  # actor
+    float,  # start_at
+    float,  # end_at
+    str,  # status
+    int | None,  # tokens
+    str | None,  # attributes (JSON)
+    str | None,  # error (JSON)
+]
+
+_encode = msgspec.json.Encoder(enc_hook=str).encode
+_decode_attributes = msgspec.json.Decoder(dict[str, Any]).decode
+_decode_error = msgspec.json.Decoder(ErrorInfo).decode
+
+
+def tokens_of(attributes: dict[str, object]) -> int | None:
+    """Input plus output tokens named by the GenAI attributes, ``None`` if neither is there.
+
+    Cached-token counts (``gen_ai.usage.cache_read.input_tokens``) are part of
+    the input count already, so they are not added again.
+    """
+    total: int | None = None
+    for key in (INPUT_TOKENS, OUTPUT_TOKENS):
+        value = attributes.get(key)
+        if type(value) is int:
+            total = (total or 0) + value
+    return total
+
+
+def row_of_raw(raw: RawSpan) -> Row:
+    """A buffered span as a row, redacted. The common case (no attributes, no error) is fast."""
+    trace_id, span_id, parent_id, kind, name, actor, start, end, error, attributes = raw
+    text = name.__qualname__ if type(name) is not str else redact_text(name)  # type: ignore[union-attr]
+    if error is None and not attributes:
+        return (span_id, trace_id, parent_id, kind, text, actor, start, end, "ok", None, None, None)
+    attrs = redact_attributes(attributes)
+    info = describe_error(error)
+    return (
+        span_id,
+        trace_id,
+        parent_id,
+        kind,
+        text,
+        actor,
+        start,
+        end,
+        "ok" if info is None else "error",
+        tokens_of(attrs),
+        _encode(attrs).decode() if attrs else None,
+        None if info is None else _encode(info).decode(),
+    )
+
+
+def row_of_span(span: Span) -> Row:
+    """A span as a row, redacted (again: redaction is idempotent)."""
+    return row_of_raw(
+        (
+            span.trace_id,
+            span.span_id,
+            span.parent_id,
+            span.kind,
+            span.name,
+            span.actor,
+            span.start,
+            span.end,
+            span.error,
+            span.attributes,
+        )
+    )
+
+
+def span_of_row(row: Sequence[Any]) -> Span:
+    """A row read back (columns in ``COLUMNS`` order) as a :class:`Span`."""
+    span_id, trace_id, parent_id, kind, name, actor, start, end, status, _, attrs, error = row
+    return Span(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_id=parent_id,
+        kind=kind,
+        name=name,
+        actor=actor,
+        start=start,
+        end=end,
+        status="error" if status == "error" else "ok",
+        attributes=_decode_attributes(attrs) if attrs else {},
+        error=_decode_error(error) if error else None,
+    )
+
+
+def rows_of_raw(raws: Iterable[RawSpan]) -> list[Row]:
+    """Many buffered spans as rows."""
+    return [row_of_raw(raw) for raw in raws]
