@@ -123,6 +123,7 @@ QUICK = Sizes(
 )
 
 PATTERNS = ("tell", "ask", "fanout")
+TRACED_TARGET = 0.75  # tracing on, with a sqlite trace store, vs tracing off (tell throughput)
 
 # greenroom's throughput / the other's, and the target the issue sets (None: reference only).
 RATIOS: dict[str, tuple[str, str, float | None]] = {
@@ -618,9 +619,12 @@ class Greenroom:
     def _mailbox(self) -> Any:
         return self.gr.MailboxConfig(capacity=MAILBOX_CAPACITY, overflow="wait")
 
+    def _runtime(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self.gr.Runtime()  # type: ignore[no-any-return]
+
     async def _tell(self, n: int) -> float:
         counter = Counter(n, asyncio.Event())
-        async with self.gr.Runtime() as rt:
+        async with self._runtime() as rt:
             ref = await rt.spawn(GrSink, args=(counter,), name="sink", mailbox=self._mailbox())
             await _let_tasks_start()
             h.settle()
@@ -633,7 +637,7 @@ class Greenroom:
     async def _ask(self, n: int) -> float:
         counter = Counter(n, asyncio.Event())
         reply: Any = -1
-        async with self.gr.Runtime() as rt:
+        async with self._runtime() as rt:
             ref = await rt.spawn(GrSink, args=(counter,), name="sink", mailbox=self._mailbox())
             await _let_tasks_start()
             h.settle()
@@ -647,7 +651,7 @@ class Greenroom:
 
     async def _fanout(self, actors: int, rounds: int) -> float:
         counter = Counter(actors * rounds, asyncio.Event())
-        async with self.gr.Runtime() as rt:
+        async with self._runtime() as rt:
             refs = [
                 await rt.spawn(GrSink, args=(counter,), mailbox=self._mailbox())
                 for _ in range(actors)
@@ -697,6 +701,29 @@ class Figures:
     def rate(self, pattern: str) -> float | None:
         runs = self.runs[pattern]
         return self.ops[pattern] / h.median(runs) if runs else None
+
+
+class GreenroomTraced(Greenroom):
+    """greenroom with tracing on: every handled message a span, written to a real
+    sqlite trace store in the background (its flushes are part of the cost)."""
+
+    name = "greenroom_traced"
+
+    @contextlib.asynccontextmanager
+    async def _traced(self) -> Any:
+        import tempfile
+
+        from greenroom.trace import SqliteTraceStore
+
+        with tempfile.TemporaryDirectory() as tmp:
+            async with (
+                SqliteTraceStore(f"{tmp}/traces.db") as store,
+                self.gr.Runtime(tracer=store.tracer) as rt,
+            ):
+                yield rt
+
+    def _runtime(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self._traced()  # type: ignore[no-any-return]
 
 
 def measure(
@@ -781,6 +808,14 @@ def print_report(
         else:
             met = value is not None and value >= target
             rows.append([key, shown, f">= {target:g}", "ok" if met else "BELOW"])
+    for key in ("traced_vs_untraced", "traced_vs_untraced_ask", "traced_vs_untraced_fanout"):
+        value = ratios.get(key)
+        shown = f"{value:.2f}" if value is not None else "-"
+        if key == "traced_vs_untraced":
+            met = value is not None and value >= TRACED_TARGET
+            rows.append([key, shown, f">= {TRACED_TARGET:g}", "ok" if met else "BELOW"])
+        else:
+            rows.append([key, shown, "-", "reference"])
     h.print_table(["ratio", "value", "target", ""], rows)
 
     idle_bytes, spawn_rate = idle
@@ -803,6 +838,7 @@ def main() -> None:
     greenroom = Greenroom(gr) if gr is not None else None
     if greenroom is not None:
         contenders.append(greenroom)
+        contenders.append(GreenroomTraced(gr))
 
     print(
         f"messaging benchmark ({'quick' if args.quick else 'full'}, median of {args.repeat}): "
@@ -826,6 +862,11 @@ def main() -> None:
 
     rates: Rates = {c.name: {p: figures[c.name].rate(p) for p in PATTERNS} for c in contenders}
     ratios = greenroom_ratios(rates)
+    traced = rates.get("greenroom_traced", {})
+    for pattern in PATTERNS:
+        mine, untraced = traced.get(pattern), rates.get("greenroom", {}).get(pattern)
+        key = "traced_vs_untraced" if pattern == "tell" else f"traced_vs_untraced_{pattern}"
+        ratios[key] = mine / untraced if mine and untraced else None
     print_report(rates, ratios, sizes, idle)
     print(f"\nwall time {wall:.1f} s")
 
@@ -851,7 +892,10 @@ def main() -> None:
                     for name, by_pattern in rates.items()
                 },
                 "ratios": ratios,
-                "targets": {key: t for key, (_p, _o, t) in RATIOS.items() if t is not None},
+                "targets": {
+                    **{key: t for key, (_p, _o, t) in RATIOS.items() if t is not None},
+                    "traced_vs_untraced": TRACED_TARGET,
+                },
                 "bytes_per_idle_actor": idle[0] if idle else None,
                 "spawn_per_second": idle[1] if idle else None,
                 "wall_seconds": wall,

@@ -1,5 +1,8 @@
 """The ``greenroom`` command.
 
+``greenroom trace ls|show|html``: the recorded traces of a trace store
+(see :mod:`greenroom.trace`).
+
 ``greenroom dlq``: inspect and repair the dead letters of a durable mailbox
 database (``SqliteMailboxes``)::
 
@@ -36,6 +39,7 @@ import msgspec
 
 from greenroom._errors import UsageError
 from greenroom.mailbox import DeadLetterRecord, MailboxUnavailable, SqliteDeadLetters
+from greenroom.trace._cli import add_trace_commands
 
 __all__ = ["main"]
 
@@ -104,12 +108,18 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("ids", type=int, nargs="*", metavar="ID", help="letter numbers")
         sub.add_argument("--all", action="store_true", help="every letter that matches filters")
         filters(sub)
+    add_trace_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns (and, as a script, exits with) the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "trace":
+        status: int = args.run(args)
+        if argv is None:
+            sys.exit(status)
+        return status
     try:
         status = anyio.run(_dlq, args, backend="asyncio")
     except (_BadInput, UsageError) as error:

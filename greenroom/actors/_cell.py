@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -23,7 +24,7 @@ from loguru import logger
 from greenroom._errors import ActorStopped, ErrorInfo, HandlerTimeout
 from greenroom.actors._actor import IGNORE, Actor, HandlerFn, dispatch_table, resolve_handler
 from greenroom.mailbox import Envelope, Mailbox
-from greenroom.trace import current_span
+from greenroom.trace import current_span, current_tracer
 
 if TYPE_CHECKING:
     from greenroom.actors._extension import Extension
@@ -39,6 +40,7 @@ A call that must run in that supervisor (``ctx.spawn`` from a child's
 ``on_start``) runs directly instead of queueing behind the running code.
 """
 
+_time = time.time
 _set_span = current_span.set
 _reset_span = current_span.reset
 
@@ -201,6 +203,11 @@ class Cell:
         runtime = self.runtime
         throughput = self.throughput
         running = State.RUNNING
+        tracer = runtime.tracer
+        record = None if tracer is None else tracer.record_message
+        if tracer is not None:
+            current_tracer.set(tracer)  # this task's context only
+        start = 0.0
         n = 0
         try:
             while True:
@@ -222,6 +229,8 @@ class Cell:
                     continue
                 self.current = envelope
                 token = _set_span(envelope)
+                if record is not None:
+                    start = _time()
                 try:
                     if self.handler_timeout is None:
                         result = await fn(self.actor, body)
@@ -229,11 +238,15 @@ class Cell:
                         result = await self._handle_with_deadline(fn, body, self.handler_timeout)
                 except Exception as exc:
                     self.current = None
+                    if record is not None:
+                        record(envelope, envelope.attempt, self.name, start, _time(), exc)
                     self.fail(envelope, exc)
                     return
                 finally:
                     _reset_span(token)
                 self.current = None
+                if record is not None:
+                    record(envelope, envelope.attempt, self.name, start, _time())
                 ack(envelope)
                 self.handled += 1
                 if envelope.correlation_id is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, overload
 
@@ -61,7 +62,7 @@ from greenroom.mailbox import (
     check_message,
     make_envelope,
 )
-from greenroom.trace import current_span, format_id
+from greenroom.trace import Tracer, current_span, format_id, new_id
 
 __all__ = ["Runtime", "as_spec"]
 
@@ -113,8 +114,10 @@ class Runtime:
         dead_letters: DeadLetterSink | None = None,
         extensions: Sequence[Extension] = (),
         mailboxes: Mapping[str, MailboxFactory] | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.config = config or RuntimeConfig()
+        self.tracer = tracer
         self.extensions: tuple[Extension, ...] = tuple(extensions)
         self._mailboxes: dict[str, MailboxFactory] = {"memory": MemoryMailboxes()}
         self._mailboxes.update(mailboxes or {})
@@ -564,9 +567,37 @@ class Runtime:
         if envelope.correlation_id is not None:
             self._reply_error(envelope, error)
 
+    def _trace_event(
+        self,
+        kind: str,
+        name: str,
+        actor: str,
+        envelope: Envelope | None,
+        attributes: dict[str, object],
+        error: ErrorInfo | None = None,
+    ) -> None:
+        """Record an instant span (a supervisor action, a dead letter) in ``envelope``'s trace."""
+        tracer = self.tracer
+        if tracer is None:
+            return
+        now = time.time()
+        if envelope is None:
+            trace_id, parent = new_id(), None
+        else:
+            trace_id, parent = envelope.trace_id, envelope.span_id
+        tracer.record(trace_id, new_id(), parent, kind, name, actor, now, now, error, attributes)
+
     def _dead_letter(
         self, envelope: Envelope, actor: str, reason: DeadLetterReason, error: ErrorInfo
     ) -> None:
+        self._trace_event(
+            "supervisor",
+            "dead_letter",
+            actor,
+            envelope,
+            {"greenroom.reason": reason, "greenroom.attempt": envelope.attempt},
+            error,
+        )
         self._dead_letter_total += 1
         letter = DeadLetter(envelope=envelope, actor=actor, reason=reason, error=error)
         self.dead_letters.add(letter)

@@ -256,7 +256,7 @@ class Supervisor(Actor):
         if not restart:
             await self._retire(child)
             return
-        await self._restart(child, info, delay_floor)
+        await self._restart(child, info, delay_floor, envelope)
 
     def _settle_message(
         self,
@@ -271,9 +271,22 @@ class Supervisor(Actor):
         spec = None if child is None else child.spec
         retry = spec.retry if isinstance(spec, ChildSpec) else None
         if restart and retry is not None and retry.should_retry(error, envelope.attempt):
+            delay = retry.backoff.delay(envelope.attempt)
+            cell.runtime._trace_event(
+                "supervisor",
+                "retry",
+                self.ctx.name,
+                envelope,
+                {
+                    "greenroom.child": cell.name,
+                    "greenroom.attempt": envelope.attempt + 1,
+                    "greenroom.delay": delay,
+                },
+                info,
+            )
             envelope.attempt += 1
             cell.mailbox.requeue(envelope)
-            return retry.backoff.delay(envelope.attempt - 1)
+            return delay
         runtime = cell.runtime
         cell.mailbox.ack(envelope)
         runtime._dead_letter(envelope, cell.name, "handler_failed", info)
@@ -324,8 +337,24 @@ class Supervisor(Actor):
             window.popleft()
         return len(window) <= self.spec.max_restarts
 
-    async def _restart(self, child: Child, info: ErrorInfo, delay_floor: float) -> None:
+    async def _restart(
+        self,
+        child: Child,
+        info: ErrorInfo,
+        delay_floor: float,
+        envelope: Envelope | None = None,
+    ) -> None:
+        """Restart ``child`` (and its group); ``envelope`` is the message it failed on."""
+        runtime = self.ctx.runtime
         if not self._record_restart():
+            runtime._trace_event(
+                "supervisor",
+                "escalate",
+                self.ctx.name,
+                envelope,
+                {"greenroom.child": child.name, "greenroom.restarts": len(self._restarts)},
+                info,
+            )
             await self._stop_children()
             raise Escalated(self.ctx.name, len(self._restarts), self.spec.within, info)
         group = self._group(child)
@@ -341,6 +370,18 @@ class Supervisor(Actor):
             member.status = "restarting"
         group = [m for m in group if m.status == "restarting"]
         delay = max(self.spec.backoff.delay(len(self._restarts)), delay_floor)
+        runtime._trace_event(
+            "supervisor",
+            "restart",
+            self.ctx.name,
+            envelope,
+            {
+                "greenroom.children": [m.name for m in group],
+                "greenroom.strategy": self.spec.strategy,
+                "greenroom.delay": delay,
+            },
+            info,
+        )
         if delay <= 0:
             await self._restart_group(group, info)
             return

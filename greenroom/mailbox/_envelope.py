@@ -6,7 +6,7 @@ import time
 
 import msgspec
 
-from greenroom.trace import current_span, new_id
+from greenroom.trace import attempt_span_id, current_span, new_id
 
 __all__ = ["Envelope", "make_envelope"]
 
@@ -45,14 +45,10 @@ class Envelope(msgspec.Struct, kw_only=True, gc=False):
     def span_id(self) -> int:
         """The span of handling this delivery: the id itself on the first attempt,
         a value derived from id and attempt on later ones."""
-        if self.attempt == 1:
-            return self.id
-        return (self.id + (self.attempt - 1) * _SPAN_STEP) & _MASK
+        return attempt_span_id(self.id, self.attempt)
 
 
 _time = time.time
-_MASK = (1 << 63) - 1
-_SPAN_STEP = 0x9E3779B97F4A7C15  # odd, so attempts of one message never collide
 
 
 def make_envelope(
@@ -85,7 +81,7 @@ def make_envelope(
         id=msg_id,
         recipient=recipient,
         body=body,
-        sender=getattr(parent, "recipient", None),
+        sender=getattr(parent, "recipient", None) or getattr(parent, "actor", None),
         reply_to=reply_to,
         correlation_id=correlation_id,
         trace_id=parent.trace_id,

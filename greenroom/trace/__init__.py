@@ -10,12 +10,12 @@ from greenroom.trace import _genai as genai
 from greenroom.trace._errors import TraceStoreUnavailable
 from greenroom.trace._export import SpanExporter
 from greenroom.trace._html import render_html
-from greenroom.trace._ids import SpanCarrier, current_span, format_id, new_id
+from greenroom.trace._ids import SpanCarrier, attempt_span_id, current_span, format_id, new_id
 from greenroom.trace._logging import log_patcher
 from greenroom.trace._redact import REDACTED, Secret, is_secret_key, redact_text, redact_value
 from greenroom.trace._span import KINDS, Span, SpanStatus
 from greenroom.trace._store import SqliteTraceStore, TraceStoreStatistics, TraceSummary
-from greenroom.trace._tracer import SpanScope, Tracer, TracerStatistics
+from greenroom.trace._tracer import SpanScope, Tracer, TracerStatistics, current_tracer
 from greenroom.trace._tree import render_tree
 
 if _typing.TYPE_CHECKING:
@@ -37,7 +37,9 @@ __all__ = [
     "TraceSummary",
     "Tracer",
     "TracerStatistics",
+    "attempt_span_id",
     "current_span",
+    "current_tracer",
     "format_id",
     "genai",
     "is_secret_key",

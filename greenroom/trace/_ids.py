@@ -15,7 +15,7 @@ import os
 from contextvars import ContextVar
 from typing import Protocol
 
-__all__ = ["SpanCarrier", "current_span", "format_id", "new_id"]
+__all__ = ["SpanCarrier", "attempt_span_id", "current_span", "format_id", "new_id"]
 
 
 _MASK = (1 << 63) - 1
@@ -41,6 +41,16 @@ os.register_at_fork(after_in_child=_reseed)
 def new_id() -> int:
     """A new id: unique across processes, positive, below 2**63."""
     return next(_counter) & _MASK
+
+
+_SPAN_STEP = 0x9E3779B97F4A7C15  # odd, so the attempts of one message never collide
+
+
+def attempt_span_id(message_id: int, attempt: int) -> int:
+    """The span id of handling delivery ``attempt`` of a message: its id on attempt 1."""
+    if attempt == 1:
+        return message_id
+    return (message_id + (attempt - 1) * _SPAN_STEP) & _MASK
 
 
 def format_id(value: int) -> str:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
 
 from greenroom._errors import ErrorInfo
+from greenroom.trace._ids import attempt_span_id
 from greenroom.trace._redact import redact_text
 from greenroom.trace._span import Span
-from greenroom.trace._tracer import RawSpan, describe_error, redact_attributes
+from greenroom.trace._tracer import RawSpan, describe_error, expand_entry, redact_attributes
 
 __all__ = [
     "INPUT_TOKENS",
@@ -123,3 +124,34 @@ def span_of_row(row: Sequence[Any]) -> Span:
 def rows_of_raw(raws: Iterable[RawSpan]) -> list[Row]:
     """Many buffered spans as rows."""
     return [row_of_raw(raw) for raw in raws]
+
+
+_Message = tuple[Any, int, str, float, float, None]  # see Tracer.record_message
+
+
+def rows_of_entries(entries: Iterable[tuple[object, ...]]) -> list[Row]:
+    """Buffered entries as rows; a message span that went well is made in one step."""
+    rows: list[Row] = []
+    append = rows.append
+    for entry in entries:
+        if len(entry) == 6 and entry[5] is None:
+            envelope, attempt, actor, start, end, _ = cast(_Message, entry)
+            append(
+                (
+                    attempt_span_id(envelope.id, attempt),
+                    envelope.trace_id,
+                    envelope.parent_span_id,
+                    "message",
+                    type(envelope.body).__qualname__,
+                    actor,
+                    start,
+                    end,
+                    "ok",
+                    None,
+                    None,
+                    None,
+                )
+            )
+        else:
+            append(row_of_raw(expand_entry(entry)))
+    return rows

@@ -19,10 +19,10 @@ from loguru import logger
 from greenroom._errors import UsageError
 from greenroom.trace._errors import TraceStoreUnavailable
 from greenroom.trace._export import SpanExporter
-from greenroom.trace._rows import Row, row_of_span, rows_of_raw, span_of_row
+from greenroom.trace._rows import Row, row_of_span, rows_of_entries, span_of_row
 from greenroom.trace._schema import COLUMNS, SchemaTooNew, migrate
 from greenroom.trace._span import Span, SpanStatus
-from greenroom.trace._tracer import RawSpan, Tracer, to_span
+from greenroom.trace._tracer import Tracer, expand_entry, to_span
 
 __all__ = ["SqliteTraceStore", "TraceStoreStatistics", "TraceSummary"]
 
@@ -266,14 +266,16 @@ class SqliteTraceStore:
             # Drain what is there now, not what keeps arriving while we write.
             remaining = tracer.statistics().buffered
             while remaining > 0:
-                raws: list[RawSpan] = tracer.drain_raw(min(remaining, self._max_batch))
+                raws = tracer.drain_entries(min(remaining, self._max_batch))
                 if not raws:
                     break
                 remaining -= len(raws)
                 full = len(raws) == self._max_batch
                 try:
-                    rows = rows_of_raw(raws)
-                    spans = [to_span(raw) for raw in raws] if self._exporters else None
+                    rows = rows_of_entries(raws)
+                    spans = (
+                        [to_span(expand_entry(raw)) for raw in raws] if self._exporters else None
+                    )
                 except Exception as error:  # a bug here must not stop the flush task
                     self._failed += len(raws)
                     logger.bind(event="trace_write_failed").opt(exception=error).warning(
