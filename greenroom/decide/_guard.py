@@ -10,6 +10,8 @@ from greenroom.decide._context import Context
 from greenroom.decide._decider import Decider
 from greenroom.decide._decision import DecisionResult
 from greenroom.decide._detectors import LoopDetector, NoProgressDetector
+from greenroom.decide._errors import BudgetExceeded, DecisionFault
+from greenroom.decide._tracing import record_event
 
 __all__ = ["DecisionGuard"]
 
@@ -54,9 +56,16 @@ class DecisionGuard:
             NoProgress: too many steps in a row without a new result or reply.
             ModelError: the decider failed (the step still counts).
         """
-        result = await self.tracker.decide(decider, context)
-        self.loop.observe(result)
-        self.progress.observe(context, result)
+        try:
+            result = await self.tracker.decide(decider, context)
+            self.loop.observe(result)
+            self.progress.observe(context, result)
+        except BudgetExceeded as exc:
+            record_event("budget", f"budget {exc.limit}", exc, **{"greenroom.limit": exc.limit})
+            raise
+        except DecisionFault as exc:
+            record_event("fault", type(exc).__name__, exc)
+            raise
         return result
 
     def reset_detectors(self) -> None:

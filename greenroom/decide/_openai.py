@@ -28,6 +28,7 @@ from greenroom.decide._config import ModelConfig
 from greenroom.decide._context import Context
 from greenroom.decide._decision import DecisionResult
 from greenroom.decide._errors import ModelError, ModelTimeout, ModelUnavailable, RateLimited
+from greenroom.decide._tracing import decision_span, record_result
 from greenroom.decide._validate import to_result
 from greenroom.decide._wire import (
     Draft,
@@ -167,14 +168,17 @@ class OpenAIClient:
             s=config.stream,
         )
         started = time.monotonic()
-        try:
-            with anyio.move_on_after(config.timeout) as scope:
-                result = await self._ask(body, tools)
-            if scope.cancelled_caught:
-                raise ModelTimeout(config.model, config.timeout or 0.0)
-        except ModelError as e:
-            log.debug("model {model} failed: {error}", model=config.model, error=e)
-            raise
+        span_name = f"chat {config.model}"
+        with decision_span(span_name, config.model, "openai", context, body) as span:
+            try:
+                with anyio.move_on_after(config.timeout) as scope:
+                    result = await self._ask(body, tools)
+                if scope.cancelled_caught:
+                    raise ModelTimeout(config.model, config.timeout or 0.0)
+            except ModelError as e:
+                log.debug("model {model} failed: {error}", model=config.model, error=e)
+                raise
+            record_result(span, result)
         usage = result.usage
         log.debug(
             "model {model} answered in {ms:.0f} ms: {kinds}, finish_reason={fr}, tokens={tokens}",

@@ -22,6 +22,7 @@ import msgspec
 from greenroom.decide._context import Context
 from greenroom.decide._decision import CallTool, Decision, DecisionResult, Delegate, Finish, Reply
 from greenroom.decide._errors import NoRuleMatched
+from greenroom.decide._tracing import decision_span, record_result
 
 __all__ = [
     "Predicate",
@@ -76,6 +77,12 @@ class RulesDecider:
         Raises:
             NoRuleMatched: no rule matched and there is no default.
         """
+        with decision_span(f"rules {self._name}", self._name, "rules", context, None) as span:
+            result = self._decide(context)
+            record_result(span, result)
+        return result
+
+    def _decide(self, context: Context) -> DecisionResult:
         then = next((r.then for r in self._rules if r.when(context)), self._default)
         if then is None:
             last = context.messages[-1] if context.messages else None

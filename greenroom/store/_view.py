@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TypeVar
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from greenroom.store._contract import Principal, check_declaration, violation
 from greenroom.store._errors import ContractViolation
@@ -12,6 +13,7 @@ from greenroom.store._readset import ReadEntry, ReadSet
 from greenroom.store._record import Tombstone, Versioned
 from greenroom.store._scope import Scope
 from greenroom.store._watch import Sink, Watch
+from greenroom.trace import Span, current_tracer
 
 __all__ = ["StoreView"]
 
@@ -20,6 +22,18 @@ T = TypeVar("T")
 
 def _no_trace() -> str | None:
     return None
+
+
+@contextlib.contextmanager
+def _span(operation: str, scope: Scope[Any], key: str) -> Iterator[Span | None]:
+    """A ``store`` span of one access, when the running actor is traced."""
+    tracer = current_tracer.get()
+    if tracer is None:
+        yield None
+        return
+    attributes = {"greenroom.scope": scope.name, "greenroom.key": key}
+    with tracer.span("store", operation, attributes=attributes) as span:
+        yield span
 
 
 class StoreView:
@@ -108,7 +122,10 @@ class StoreView:
         :class:`ContractViolation`, and what :meth:`Store.read` raises.
         """
         self._check(self._readable, scope, key, "read")
-        record = await self._store.read(scope, key)
+        with _span("read", scope, key) as span:
+            record = await self._store.read(scope, key)
+            if span is not None:
+                span.attributes["greenroom.version"] = 0 if record is None else record.version
         if read_set is not None:
             read_set.add(scope.name, key, 0 if record is None else record.version)
         return record
@@ -151,14 +168,18 @@ class StoreView:
         (:class:`VersionConflict`, :class:`InvalidValue`, ...).
         """
         self._check(self._writable, scope, key, "write")
-        return await self._store.write(
-            scope,
-            key,
-            value,
-            expected=expected,
-            writer=self._principal.name,
-            trace_id=self._trace_id(),
-        )
+        with _span("write", scope, key) as span:
+            record = await self._store.write(
+                scope,
+                key,
+                value,
+                expected=expected,
+                writer=self._principal.name,
+                trace_id=self._trace_id(),
+            )
+            if span is not None:
+                span.attributes["greenroom.version"] = record.version
+        return record
 
     async def delete(
         self, scope: Scope[object], key: str, *, expected: int | None = None
@@ -168,9 +189,14 @@ class StoreView:
         Raises :class:`ContractViolation`, and what :meth:`Store.delete` raises.
         """
         self._check(self._writable, scope, key, "delete")
-        return await self._store.delete(
-            scope, key, expected=expected, writer=self._principal.name, trace_id=self._trace_id()
-        )
+        with _span("delete", scope, key):
+            return await self._store.delete(
+                scope,
+                key,
+                expected=expected,
+                writer=self._principal.name,
+                trace_id=self._trace_id(),
+            )
 
     async def watch(
         self,
@@ -200,4 +226,11 @@ class StoreView:
                 raise self._refuse(
                     entry.scope, entry.key, "read", "it is not in the declared reads"
                 )
-        return await self._store.check_fresh(entries)
+        tracer = current_tracer.get()
+        if tracer is None:
+            return await self._store.check_fresh(entries)
+        reads: dict[str, object] = {"greenroom.reads": len(entries)}
+        with tracer.span("store", "check_fresh", attributes=reads) as span:
+            stale = await self._store.check_fresh(entries)
+            span.attributes["greenroom.stale"] = [f"{e.scope}/{e.key}@{e.version}" for e in stale]
+        return stale
