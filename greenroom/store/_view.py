@@ -229,8 +229,8 @@ class StoreView:
         tracer = current_tracer.get()
         if tracer is None:
             return await self._store.check_fresh(entries)
-        reads: dict[str, object] = {"greenroom.reads": len(entries)}
-        with tracer.span("store", "check_fresh", attributes=reads) as span:
+        counted: dict[str, object] = {"greenroom.reads": len(entries)}
+        with tracer.span("store", "check_fresh", attributes=counted) as span:
             stale = await self._store.check_fresh(entries)
             span.attributes["greenroom.stale"] = [f"{e.scope}/{e.key}@{e.version}" for e in stale]
         return stale
