@@ -37,7 +37,8 @@ def decision_span(
         genai.REQUEST_MODEL: model,
         genai.INPUT_MESSAGES: messages,
         "greenroom.tools": list(context.tool_names()),
-        "greenroom.facts": msgspec.to_builtins(context.facts),
+        # the whole context, as plain data: what replay and eval decide from again
+        "greenroom.context": msgspec.to_builtins(context),
     }
     with tracer.span("llm", name, attributes=attributes) as span:
         yield span
