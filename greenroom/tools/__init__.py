@@ -7,11 +7,18 @@ calling is derived from ``Input``; arguments from a model are validated into
 :class:`ToolRegistry` names the tools; :class:`ToolAccess` (a runtime
 extension) grants them to actors, and a handler calls them through its
 :class:`ToolBox`: ``await self.ctx.service(ToolBox).call(name, arguments)``.
+
+Calls that need a person's approval are parked by an :class:`ApprovalGate`
+(``Approve`` / ``Deny`` settle them through ``ToolBox.resolve``); a
+:class:`Ledger` interceptor records an intent and a receipt of every
+non-pure call, so a redelivered message never runs a side effect twice by
+accident.
 """
 
 from greenroom.tools._access import ToolAccess
+from greenroom.tools._approval import ApprovalGate
 from greenroom.tools._arguments import ArgumentDecoder, Arguments
-from greenroom.tools._call import Interceptor, Invocation, Proceed, ToolCall
+from greenroom.tools._call import Interceptor, Invocation, Proceed, ToolCall, step_key
 from greenroom.tools._effect import (
     IRREVERSIBLE,
     PURE,
@@ -20,6 +27,17 @@ from greenroom.tools._effect import (
     Idempotent,
     Irreversible,
     Pure,
+)
+from greenroom.tools._effect_errors import (
+    ApprovalDenied,
+    ApprovalError,
+    ApprovalExpired,
+    ApprovalPending,
+    LedgerError,
+    StepInputChanged,
+    StepInterrupted,
+    TicketClosed,
+    UnknownTicket,
 )
 from greenroom.tools._errors import (
     ArgumentNotAllowed,
@@ -48,14 +66,33 @@ from greenroom.tools._errors import (
 from greenroom.tools._fetch import Fetch, FetchInput, FetchOutput
 from greenroom.tools._grant import Delegation, Grant, Scalar
 from greenroom.tools._http import HttpClient, HttpResponse, HttpTimeouts, redact_url
+from greenroom.tools._ledger import LEDGER_SCOPE, Ledger, LedgerEntry, Receipt
 from greenroom.tools._registry import ToolRegistry
 from greenroom.tools._schema import FunctionDefinition, JsonSchema, ToolDefinition, input_schema
+from greenroom.tools._ticket import (
+    APPROVAL_SCOPE,
+    Approve,
+    Deny,
+    Expire,
+    Settled,
+    Ticket,
+    TicketMessage,
+    TicketState,
+)
 from greenroom.tools._tool import Tool, tool
 from greenroom.tools._toolbox import ToolBox
 
 __all__ = [
+    "APPROVAL_SCOPE",
     "IRREVERSIBLE",
+    "LEDGER_SCOPE",
     "PURE",
+    "ApprovalDenied",
+    "ApprovalError",
+    "ApprovalExpired",
+    "ApprovalGate",
+    "ApprovalPending",
+    "Approve",
     "ArgumentDecoder",
     "ArgumentNotAllowed",
     "Arguments",
@@ -63,15 +100,17 @@ __all__ = [
     "BudgetExhausted",
     "Compensable",
     "Delegation",
+    "Deny",
     "Effect",
+    "Expire",
     "Fetch",
     "FetchInput",
     "FetchOutput",
     "FunctionDefinition",
+    "Grant",
     "GrantExpired",
     "GrantRevoked",
     "GrantWidened",
-    "Grant",
     "HostNotAllowed",
     "HttpClient",
     "HttpError",
@@ -87,10 +126,22 @@ __all__ = [
     "Invocation",
     "Irreversible",
     "JsonSchema",
+    "Ledger",
+    "LedgerEntry",
+    "LedgerError",
     "Proceed",
     "Pure",
+    "Receipt",
     "ResponseTooLarge",
     "Scalar",
+    "Settled",
+    "StepInputChanged",
+    "StepInterrupted",
+    "Ticket",
+    "TicketClosed",
+    "TicketMessage",
+    "TicketState",
+    "TooManyRedirects",
     "Tool",
     "ToolAccess",
     "ToolBox",
@@ -103,9 +154,10 @@ __all__ = [
     "ToolOutputError",
     "ToolRefused",
     "ToolRegistry",
-    "TooManyRedirects",
+    "UnknownTicket",
     "UnknownTool",
     "input_schema",
     "redact_url",
+    "step_key",
     "tool",
 ]

@@ -44,6 +44,7 @@ from greenroom.tools._toolbox import ToolBox
 
 if TYPE_CHECKING:
     from greenroom.actors import Actor, ActorContext
+    from greenroom.tools._approval import ApprovalGate
 
 __all__ = ["ToolAccess"]
 
@@ -77,7 +78,10 @@ class ToolAccess:
         grants: per actor name or class ``__qualname__``, the grants it holds.
             A bare tool name is ``Grant(name)``: any arguments, no limit.
         interceptors: wrap every granted, validated call (outermost first);
-            see :class:`Interceptor`.
+            see :class:`Interceptor`. A side-effect :class:`Ledger` goes last.
+        approvals: the :class:`ApprovalGate` that parks the calls needing
+            approval, before the interceptors; required when a granted tool
+            or a grant requires approval.
         on_call: receives the :class:`ToolCall` record of every call, made or
             refused. An exception it raises is logged, not propagated.
         clock: wall-clock time in seconds since the epoch, for expiry
@@ -95,11 +99,13 @@ class ToolAccess:
         *,
         grants: Mapping[str, Iterable[Grant | str]] | None = None,
         interceptors: Sequence[Interceptor] = (),
+        approvals: ApprovalGate | None = None,
         on_call: Callable[[ToolCall], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
         self.interceptors: tuple[Interceptor, ...] = tuple(interceptors)
+        self.approvals = approvals
         self.on_call = on_call
         self.clock = clock
         self._grants: dict[str, tuple[Grant, ...]] = {}
@@ -127,12 +133,21 @@ class ToolAccess:
         Raises:
             InvalidGrant: a grant names a tool that is not registered, narrows
                 a field the tool's Input lacks or allows a value it never
-                takes, or two grants of one tool apply to the actor.
+                takes, two grants of one tool apply to the actor, or a
+                granted call requires approval and there is no gate.
             InvalidTool: a registered tool's undo tool is missing.
         """
         self.registry.check()
         for grant in self.configured(name, actor_type.__qualname__).values():
             self.registry.check_grant(grant)
+            tool = self.registry.get(grant.tool)
+            needs = grant.requires_approval or (tool is not None and tool.requires_approval)
+            if needs and self.approvals is None:
+                raise InvalidGrant(
+                    grant.tool,
+                    f"calls of it by {name!r} require approval, and no approval gate is set",
+                    "pass ToolAccess(approvals=ApprovalGate(store))",
+                )
 
     def create(self, ctx: ActorContext) -> ToolBox:
         """The tool box of one actor instance."""

@@ -3,14 +3,16 @@
 Every call a :class:`ToolBox` makes goes through one path::
 
     resolve tool and grant ─▶ decode Input ─▶ check narrowing ─▶ spend budget
-        ─▶ interceptors (outermost first) ─▶ tool.call(input) ─▶ check Output
-        ─▶ ToolCall record (also for refusals and failures)
+        ─▶ approval gate (parks the call if it needs approval; resumed by Approve)
+        ─▶ interceptors (outermost first; a Ledger last) ─▶ tool.call(input)
+        ─▶ check Output ─▶ ToolCall record (also for refusals, parking and failures)
 
 An :class:`Interceptor` sees the :class:`Invocation` (every fact a ledger or
 an approval gate needs: tool, effect, grant, input and its hash, the message
 being handled and the step within it) and decides whether and how to
 ``proceed``. This is where a side-effect ledger writes an intent and a
-receipt, and where an approval gate parks a call.
+receipt. (The approval gate sits before them, in the ToolBox: parking needs
+the actor's timers.)
 """
 
 from __future__ import annotations
@@ -19,12 +21,27 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import msgspec
+from loguru import logger
 
-from greenroom._errors import ErrorInfo
+from greenroom._errors import ErrorInfo, GreenroomError
 from greenroom.tools._effect import Effect
+from greenroom.tools._effect_errors import ApprovalPending
+from greenroom.tools._errors import ToolInputError, ToolRefused
 from greenroom.tools._grant import Grant
 
-__all__ = ["Interceptor", "Invocation", "Proceed", "ToolCall"]
+__all__ = ["Interceptor", "Invocation", "Proceed", "ToolCall", "emit", "log_failure", "step_key"]
+
+
+def step_key(actor: str, message_id: int | None, step: int, call_id: int) -> str:
+    """The key of one step: ``actor/message/step``, the same on every redelivery.
+
+    A call made outside a handler (no message) has no step to repeat; its key
+    is ``actor/call-<call_id>``. The side-effect ledger and the approval gate
+    key their records by it, and a :class:`ToolCall` names it as ``key``.
+    """
+    if message_id is None:
+        return f"{actor}/call-{call_id}"
+    return f"{actor}/{message_id}/{step}"
 
 
 class Invocation(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,6 +62,10 @@ class Invocation(msgspec.Struct, frozen=True, kw_only=True):
             that envelope (0 for the first), so a redelivered message names
             the same steps again.
         trace_id: the trace being worked for (16 hex digits), or ``None``.
+        output_type: the tool's Output class (to decode a recorded receipt).
+        requires_approval: whether the tool or the grant requires approval.
+        ticket: the approval ticket this call resumes (``None`` for a fresh
+            call); a resumed call names the message and step it was parked in.
     """
 
     call_id: int
@@ -59,6 +80,14 @@ class Invocation(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int
     step: int
     trace_id: str | None
+    output_type: type[msgspec.Struct] = msgspec.Struct
+    requires_approval: bool = False
+    ticket: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The step's key (see :func:`step_key`): the ledger's and the approval gate's."""
+        return step_key(self.actor, self.message_id, self.step, self.call_id)
 
 
 Proceed = Callable[[], Awaitable[msgspec.Struct]]
@@ -96,6 +125,11 @@ class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
         ran: whether the call reached past the interceptors' entry (the
             budget was spent); ``False`` for every refusal and input error.
         trace_id: the trace it belongs to, or ``None``.
+        message_id: the message the call was made for (a resumed call: the
+            message it was parked in), ``None`` outside a handler.
+        step: its step within that message, ``None`` when it was refused
+            before it got one.
+        ticket: the approval ticket it was parked as or resumed from.
     """
 
     call_id: int
@@ -110,8 +144,47 @@ class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
     duration: float
     ran: bool
     trace_id: str | None
+    message_id: int | None = None
+    step: int | None = None
+    ticket: str | None = None
+
+    @property
+    def key(self) -> str | None:
+        """The step's key, under which the ledger keeps its intent and receipt.
+
+        ``None`` when the call was refused before it got a step (nothing of
+        it reached a ledger). ``await ledger.entry(record.key)`` reads it.
+        """
+        if self.step is None:
+            return None
+        return step_key(self.actor, self.message_id, self.step, self.call_id)
 
     @property
     def ok(self) -> bool:
         """Whether the call returned its Output."""
         return self.error is None
+
+
+def emit(sink: Callable[[ToolCall], None], record: ToolCall) -> None:
+    """Hand ``record`` to ``sink``; an exception it raises is logged, not propagated."""
+    try:
+        sink(record)
+    except Exception as exc:
+        logger.bind(actor=record.actor, tool=record.tool, event="tools.record_failed").opt(
+            exception=exc
+        ).warning("the on_call sink raised {!r}", exc)
+
+
+def log_failure(actor: str, tool: str, error: GreenroomError) -> None:
+    """Log a call that did not return its Output, at the level its kind deserves."""
+    if isinstance(error, ApprovalPending):
+        event, level = "tools.parked_call", "INFO"
+    elif isinstance(error, ToolRefused):
+        event, level = "tools.refused", "WARNING"
+    elif isinstance(error, ToolInputError):
+        event, level = "tools.input_error", "INFO"
+    else:
+        event, level = "tools.failed", "WARNING"
+    logger.bind(actor=actor, tool=tool, event=event, error=type(error).__name__).log(
+        level, "{}", error
+    )

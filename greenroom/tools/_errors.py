@@ -16,7 +16,16 @@
         │   │   ├── BudgetExhausted    the grant's call budget is spent
         │   │   └── ArgumentNotAllowed an argument is outside what the grant allows
         │   ├── ToolFailed         the tool's ``call`` raised (the error is chained)
-        │   └── ToolOutputError    the tool returned something that is not its Output
+        │   ├── ToolOutputError    the tool returned something that is not its Output
+        │   ├── ApprovalError      (also NotRetryable) the call waits for, or was refused, approval
+        │   │   ├── ApprovalPending    the call is parked as a ticket; the tool did not run
+        │   │   ├── ApprovalDenied     a person denied the ticket; the tool did not run
+        │   │   ├── ApprovalExpired    the ticket's deadline passed; the tool did not run
+        │   │   ├── TicketClosed       the ticket was settled by another message already
+        │   │   └── UnknownTicket      no ticket of that id is parked for this actor
+        │   └── LedgerError        (also NotRetryable) the side-effect ledger refuses to run a step
+        │       ├── StepInterrupted    an intent without a receipt, of a tool that must not re-run
+        │       └── StepInputChanged   a redelivered step asks for another call than it recorded
         └── HttpError              an HTTP request of an HTTP tool failed
             ├── InvalidUrl         not an absolute http(s) URL
             ├── HostNotAllowed     the host (of the request or of a redirect) is not allowed
@@ -25,6 +34,9 @@
             ├── TooManyRedirects   the redirect chain passed its limit
             ├── HttpUnavailable    the connection failed (refused, reset, protocol error)
             └── BadResponse        the response cannot be used (bad JSON, bad redirect)
+
+The approval and ledger errors live in ``_effect_errors`` (they need the
+NotRetryable mixin and nothing else here).
 
 Every message says what happened, what was expected and found, and the fix;
 the same facts are attributes. Messages of :class:`ToolError` are written so a

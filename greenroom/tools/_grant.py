@@ -12,6 +12,8 @@ fixes the field. Values compare as JSON does, so ``True`` is not ``1`` and
 unrestricted. ``expires_at`` is wall-clock seconds since the epoch
 (``time.time()``), so a grant means the same in every process. ``budget``
 is how many calls may reach the tool; ``None`` means no limit.
+``requires_approval`` parks every call made under the grant until a person
+approves it (see ``ApprovalGate``), whether or not the tool itself asks for it.
 
 :meth:`Grant.narrowed` derives a grant for delegation; it can only narrow.
 """
@@ -58,6 +60,7 @@ class Grant(msgspec.Struct, frozen=True):
     narrow: dict[str, tuple[Scalar, ...]] = {}
     expires_at: float | None = None
     budget: int | None = None
+    requires_approval: bool = False
 
     def __post_init__(self) -> None:
         tool = self.tool
@@ -111,6 +114,12 @@ class Grant(msgspec.Struct, frozen=True):
                 f"expires_at must be seconds since the epoch, got {expires!r}",
                 "pass time.time() + seconds",
             )
+        if not isinstance(self.requires_approval, bool):
+            raise InvalidGrant(
+                tool,
+                f"requires_approval must be a bool, got {self.requires_approval!r}",
+                "pass True or False",
+            )
 
     def allows(self, field: str, value: object) -> bool:
         """Whether ``value`` (a builtin, as ``msgspec.to_builtins`` makes) may be ``field``."""
@@ -135,12 +144,14 @@ class Grant(msgspec.Struct, frozen=True):
         narrow: Mapping[str, Sequence[Scalar]] | None = None,
         expires_at: float | None = None,
         budget: int | None = None,
+        requires_approval: bool | None = None,
     ) -> Grant:
         """A grant that allows at most what this one does.
 
         ``narrow`` adds or replaces the allowed values of the fields it
-        names (others keep this grant's); ``expires_at`` and ``budget``
-        replace this grant's when given, and are inherited otherwise.
+        names (others keep this grant's); ``expires_at``, ``budget`` and
+        ``requires_approval`` replace this grant's when given, and are
+        inherited otherwise. Dropping a required approval widens.
 
         Raises:
             GrantWidened: a field would allow a value this grant does not, or
@@ -155,6 +166,7 @@ class Grant(msgspec.Struct, frozen=True):
             merged,
             self.expires_at if expires_at is None else expires_at,
             self.budget if budget is None else budget,
+            self.requires_approval if requires_approval is None else requires_approval,
         )
         self.check_covers(child)
         return child
@@ -189,6 +201,8 @@ class Grant(msgspec.Struct, frozen=True):
             return f"it expires at {other.expires_at!r}, after {self.expires_at!r}"
         if self.budget is not None and (other.budget is None or other.budget > self.budget):
             return f"its budget {other.budget!r} is larger than {self.budget!r}"
+        if self.requires_approval and not other.requires_approval:
+            return "it drops the approval the grant requires"
         return None
 
 

@@ -63,6 +63,8 @@ class Tool(Generic[InT, OutT]):
       (a field of Input), ``Compensable(undo=...)`` or ``IRREVERSIBLE``.
     - ``strict``: whether its schema is offered in OpenAI strict mode
       (default ``True``).
+    - ``requires_approval``: whether every call is parked until a person
+      approves it (default ``False``; see ``ApprovalGate``).
     - ``Input`` / ``Output``: msgspec Struct classes; taken from the type
       arguments ``Tool[Input, Output]`` unless set.
 
@@ -74,6 +76,7 @@ class Tool(Generic[InT, OutT]):
     description: ClassVar[str]
     effect: ClassVar[Effect]
     strict: ClassVar[bool] = True
+    requires_approval: ClassVar[bool] = False
     Input: type[InT]
     Output: type[OutT]
     _gr_parameters: ClassVar[JsonSchema]
@@ -165,6 +168,12 @@ def _complete(cls: type[Tool[Any, Any]]) -> None:
         )
     if not isinstance(cls.strict, bool):
         raise InvalidTool(name, f"strict must be a bool, got {cls.strict!r}", "set True or False")
+    if not isinstance(cls.requires_approval, bool):
+        raise InvalidTool(
+            name,
+            f"requires_approval must be a bool, got {cls.requires_approval!r}",
+            "set True or False",
+        )
     cls._gr_parameters = input_schema(name, cls.Input, strict=cls.strict)
     cls._gr_decoder = ArgumentDecoder(name, cls.Input)
 
@@ -191,12 +200,14 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     strict: bool = True,
+    requires_approval: bool = False,
 ) -> Callable[[ToolFunction[InT, OutT]], Tool[InT, OutT]]:
     """Make a tool of an async function ``async def f(input: In) -> Out``.
 
     ``Input`` and ``Output`` come from the annotations, the name from the
     function's name (or ``name``), the description from its docstring (or
     ``description``). ``effect`` is required: ``@tool(effect=PURE)``.
+    ``requires_approval=True`` parks every call until a person approves it.
 
     Raises:
         InvalidTool: no effect (or a bare ``@tool``), no docstring, a
@@ -242,6 +253,7 @@ def tool(
             "name": label,
             "effect": declared,
             "strict": strict,
+            "requires_approval": requires_approval,
             "Input": hints[params[0]],
             "Output": hints["return"],
             "call": call,

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import msgspec
 from loguru import logger
 
-from greenroom._errors import ErrorInfo, GreenroomError
+from greenroom._errors import ErrorInfo, GreenroomError, UsageError
+from greenroom.tools._approval import settled
 from greenroom.tools._arguments import Arguments
-from greenroom.tools._call import Invocation, Proceed, ToolCall
+from greenroom.tools._call import Invocation, Proceed, ToolCall, emit, log_failure
+from greenroom.tools._delegation import Delegating
 from greenroom.tools._errors import (
     ArgumentNotAllowed,
     GrantExpired,
@@ -30,8 +32,10 @@ from greenroom.tools._tool import Tool
 from greenroom.trace import current_span, format_id, new_id
 
 if TYPE_CHECKING:
-    from greenroom.actors import ActorContext, ActorRef
+    from greenroom.actors import ActorContext, Timer
     from greenroom.tools._access import ToolAccess
+    from greenroom.tools._approval import ApprovalGate
+    from greenroom.tools._ticket import Settled, Ticket, TicketMessage
 
 __all__ = ["ToolBox"]
 
@@ -51,15 +55,25 @@ class _Held:
         self.delegation = delegation
 
 
-class ToolBox:
+class ToolBox(Delegating):
     """One actor instance's tools: its configured grants and the delegations it accepted.
 
     Made on the first ``self.ctx.service(ToolBox)`` of an instance and
     released when the instance stops or restarts, which revokes the
-    delegations it accepted. Use it from the actor's own handlers.
+    delegations it accepted (and drops its approval deadline timers:
+    :meth:`restore` re-arms them). Use it from the actor's own handlers.
     """
 
-    __slots__ = ("_accepted", "_access", "_ctx", "_grants", "_message", "_step", "name")
+    __slots__ = (
+        "_accepted",
+        "_access",
+        "_ctx",
+        "_grants",
+        "_message",
+        "_step",
+        "_timers",
+        "name",
+    )
 
     def __init__(self, access: ToolAccess, ctx: ActorContext) -> None:
         self._access = access
@@ -69,6 +83,7 @@ class ToolBox:
         self._accepted: dict[int, str] = {}  # delegation id -> tool, in acceptance order
         self._message: int | None = None
         self._step = 0
+        self._timers: dict[str, Timer] = {}  # ticket -> its deadline timer
 
     # -- what it holds ----------------------------------------------------
 
@@ -140,6 +155,7 @@ class ToolBox:
         call_id = new_id()
         held: _Held | None = None
         input: msgspec.Struct | None = None
+        invocation: Invocation | None = None
         ran = False
         span = current_span.get()
         trace_id = None if span is None else format_id(span.trace_id)
@@ -169,23 +185,24 @@ class ToolBox:
             access.charge_call(self.name, name, held.grant, held.delegation)
             ran = True
             invocation = self._invocation(call_id, tool, held, input, trace_id)
-            output: msgspec.Struct = await self._run(tool, invocation)
-            expected_type: type = tool.Output
-            if not isinstance(output, expected_type):
-                raise ToolOutputError(name, tool.Output.__qualname__, type(output).__qualname__)
+            output = await self._checked(tool, invocation)
         except GreenroomError as exc:
-            self._record(call_id, name, held, input, None, exc, started_at, start, ran, trace_id)
-            self._log_failure(name, exc)
+            self._record(call_id, name, held, input, None, exc, started_at, start, ran, invocation)
             raise
         except Exception as exc:
             failed = ToolFailed(name, type(exc).__qualname__, str(exc))
-            self._record(call_id, name, held, input, None, failed, started_at, start, ran, trace_id)
-            self._log_failure(name, failed)
+            self._record(
+                call_id, name, held, input, None, failed, started_at, start, ran, invocation
+            )
             raise failed from exc
-        self._record(call_id, name, held, input, output, None, started_at, start, ran, trace_id)
-        logger.bind(actor=self.name, tool=name, call_id=call_id, event="tools.call").debug(
-            "{actor} called {tool}", actor=self.name, tool=name
-        )
+        self._record(call_id, name, held, input, output, None, started_at, start, ran, invocation)
+        return output
+
+    async def _checked(self, tool: Tool[Any, Any], invocation: Invocation) -> msgspec.Struct:
+        output: msgspec.Struct = await self._run(tool, invocation)
+        expected_type: type = tool.Output
+        if not isinstance(output, expected_type):
+            raise ToolOutputError(tool.name, tool.Output.__qualname__, type(output).__qualname__)
         return output
 
     def _resolve(self, name: str, under: Delegation | None) -> _Held:
@@ -236,10 +253,23 @@ class ToolBox:
             attempt=1 if envelope is None else envelope.attempt,
             step=step,
             trace_id=trace_id,
+            output_type=tool.Output,
+            requires_approval=tool.requires_approval or held.grant.requires_approval,
         )
 
     async def _run(self, tool: Tool[Any, Any], invocation: Invocation) -> msgspec.Struct:
-        # The one place a tool runs: interceptors wrap it, outermost first.
+        # The one place a tool runs: the approval gate first, then the interceptors.
+        if invocation.requires_approval and invocation.ticket is None:
+            gate = self._access.approvals
+            if gate is None:
+                raise ToolRefused(
+                    tool.name,
+                    self.name,
+                    "its grant requires approval and no approval gate is configured",
+                    "pass ToolAccess(approvals=ApprovalGate(store))",
+                )
+            return await gate.park(self, invocation)
+
         async def innermost() -> msgspec.Struct:
             result: msgspec.Struct = await tool.call(invocation.input)
             return result  # checked against tool.Output by the caller
@@ -256,15 +286,23 @@ class ToolBox:
         held: _Held | None,
         input: msgspec.Struct | None,
         output: msgspec.Struct | None,
-        error: BaseException | None,
+        error: GreenroomError | None,
         started_at: float,
         start: float,
         ran: bool,
-        trace_id: str | None,
+        invocation: Invocation | None,
     ) -> None:
+        if error is None:
+            logger.bind(actor=self.name, tool=name, call_id=call_id, event="tools.call").debug(
+                "{actor} called {tool}", actor=self.name, tool=name
+            )
+        else:
+            log_failure(self.name, name, error)
         sink = self._access.on_call
         if sink is None:
             return
+        span = current_span.get()
+        ticket = invocation.ticket if invocation is not None else None
         record = ToolCall(
             call_id=call_id,
             tool=name,
@@ -277,107 +315,77 @@ class ToolBox:
             started_at=started_at,
             duration=time.monotonic() - start,
             ran=ran,
-            trace_id=trace_id,
+            trace_id=None if span is None else format_id(span.trace_id),
+            message_id=None if invocation is None else invocation.message_id,
+            step=None if invocation is None else invocation.step,
+            ticket=ticket or getattr(error, "ticket", None),
         )
+        emit(sink, record)
+
+    # -- approvals ---------------------------------------------------------------
+
+    async def resolve(self, msg: TicketMessage) -> msgspec.Struct:
+        """Settle a parked call by ``msg`` (Approve, Deny or its Expire) and say how it ended.
+
+        An ``Approve`` runs the call (once: the ticket remembers the message
+        that approved it), as the step it was parked in, through the
+        interceptors, and records it like any call. Pass every ``Approve``,
+        ``Deny`` and ``Expire`` the actor receives.
+
+        Returns:
+            the tool's Output (also for a redelivery of the approving message).
+
+        Raises:
+            ApprovalDenied: ``msg`` is a Deny (or a redelivery of it).
+            ApprovalExpired: the deadline passed (an Expire, or an Approve too late).
+            TicketClosed: the ticket was settled by another message; nothing ran.
+            UnknownTicket: this actor has no ticket of that id.
+            UsageError: the access has no approval gate.
+            ToolError, GreenroomError: as :meth:`call`, for the approved call.
+        """
+        return await self._gate().resolve(self, msg)
+
+    async def settle(self, msg: TicketMessage) -> Settled:
+        """:meth:`resolve`, with the outcome as a :class:`Settled` message instead of a raise.
+
+        Raises only what is not an outcome of the ticket: ``UnknownTicket``,
+        ``UsageError``, and failures that are not ToolErrors.
+        """
+        return await settled(self, msg)
+
+    async def restore(self) -> list[Ticket]:
+        """Re-arm the deadline timers of this actor's pending tickets; call it in ``on_start``.
+
+        Timers do not survive a restart of the actor or the process; the
+        tickets do. Returns the pending tickets.
+        """
+        return await self._gate().restore(self)
+
+    def _gate(self) -> ApprovalGate:
+        gate = self._access.approvals
+        if gate is None:
+            raise UsageError(
+                "this ToolAccess has no approval gate; "
+                "pass ToolAccess(approvals=ApprovalGate(store))"
+            )
+        return gate
+
+    async def _resume(self, tool: Tool[Any, Any], invocation: Invocation) -> msgspec.Struct:
+        """Run an approved call through the interceptors, recorded like :meth:`call`."""
+        started_at, start = time.time(), time.monotonic()
+        held = _Held(invocation.grant, invocation.delegation)
+        args = (invocation.call_id, tool.name, held, invocation.input)
         try:
-            sink(record)
+            output = await self._checked(tool, invocation)
+        except GreenroomError as exc:
+            self._record(*args, None, exc, started_at, start, True, invocation)
+            raise
         except Exception as exc:
-            logger.bind(actor=self.name, tool=name, event="tools.record_failed").opt(
-                exception=exc
-            ).warning("the on_call sink raised {!r}", exc)
-
-    def _log_failure(self, name: str, error: GreenroomError) -> None:
-        if isinstance(error, ToolRefused):
-            event, level = "tools.refused", "WARNING"
-        elif isinstance(error, ToolInputError):
-            event, level = "tools.input_error", "INFO"
-        else:
-            event, level = "tools.failed", "WARNING"
-        logger.bind(actor=self.name, tool=name, event=event, error=type(error).__name__).log(
-            level, "{}", error
-        )
-
-    # -- delegation -------------------------------------------------------------
-
-    def delegate(
-        self, grant: Grant, *, to: str | ActorRef, under: Delegation | None = None
-    ) -> Delegation:
-        """Pass ``grant`` to actor ``to``: a token to send it in a message.
-
-        ``grant`` must be covered by what this actor holds for the tool (its
-        configured grant, or the delegation ``under``, or the one it accepted
-        last); build it with ``held.narrowed(...)``. The holder calls
-        :meth:`accept` with the token.
-
-        Raises:
-            ToolNotGranted: this actor holds no grant of the tool.
-            GrantRevoked: the delegation ``under`` is not held.
-            GrantExpired: the grant it holds has expired.
-            GrantWidened: ``grant`` allows more than the grant it holds.
-            InvalidGrant: ``grant`` does not fit the tool (see ToolRegistry.check_grant).
-        """
-        access = self._access
-        held = self._resolve(grant.tool, under)
-        now = access.clock()
-        if held.grant.expires_at is not None and now >= held.grant.expires_at:
-            raise GrantExpired(grant.tool, self.name, held.grant.expires_at, now)
-        held.grant.check_covers(grant)
-        access.registry.check_grant(grant)
-        holder = to if isinstance(to, str) else to.name
-        token = Delegation(id=new_id(), grant=grant, issuer=self.name, holder=holder)
-        if held.delegation is None:
-            access.issue(token, None, (self.name, grant.tool), held.grant)
-        else:
-            access.issue(token, held.delegation, None, None)
-        logger.bind(actor=self.name, tool=grant.tool, holder=holder, event="tools.delegated").info(
-            "{} delegated {} to {}", self.name, grant.tool, holder
-        )
-        return token
-
-    def accept(self, delegation: Delegation) -> Grant:
-        """Hold ``delegation`` (sent by its issuer) in this instance; returns its grant.
-
-        Accepting twice is harmless. The grant is revoked when this instance
-        stops or restarts.
-
-        Raises:
-            GrantRevoked: it was revoked, never issued here, is addressed to
-                another actor, or is held by another instance.
-        """
-        record = self._access.live(delegation.id)
-        tool = delegation.grant.tool
-        if record is None:
-            raise GrantRevoked(tool, self.name, delegation.id, "it is unknown or was revoked")
-        if record.delegation.holder != self.name:
-            raise GrantRevoked(
-                tool, self.name, delegation.id, f"it is addressed to {record.delegation.holder!r}"
-            )
-        if record.box is not None and record.box is not self:
-            raise GrantRevoked(tool, self.name, delegation.id, "another instance holds it")
-        record.box = self
-        self._accepted[delegation.id] = record.delegation.grant.tool
-        return record.delegation.grant
-
-    def revoke(self, delegation: Delegation) -> None:
-        """Revoke a delegation this actor issued, and every delegation made from it.
-
-        Raises:
-            ToolRefused: this actor did not issue it.
-        """
-        record = self._access.live(delegation.id)
-        if record is None:
-            return
-        if record.delegation.issuer != self.name:
-            raise ToolRefused(
-                delegation.grant.tool,
-                self.name,
-                f"it did not issue delegation {delegation.id}",
-                "only the issuer may revoke a delegation",
-            )
-        self._access.revoke_live(delegation.id, f"revoked by its issuer {self.name!r}")
-
-    def _forget(self, delegation: int) -> None:
-        self._accepted.pop(delegation, None)
+            failed = ToolFailed(tool.name, type(exc).__qualname__, str(exc))
+            self._record(*args, None, failed, started_at, start, True, invocation)
+            raise failed from exc
+        self._record(*args, output, None, started_at, start, True, invocation)
+        return output
 
 
 def _wrap(
