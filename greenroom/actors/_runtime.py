@@ -572,19 +572,31 @@ class Runtime:
         kind: str,
         name: str,
         actor: str,
-        envelope: Envelope | None,
+        where: Envelope | tuple[int, int] | None,
         attributes: dict[str, object],
         error: ErrorInfo | None = None,
     ) -> None:
-        """Record an instant span (a supervisor action, a dead letter) in ``envelope``'s trace."""
+        """Record an instant span (a supervisor action, a dead letter).
+
+        ``where`` is the span it belongs under: a delivery (its current
+        attempt's span) or ``(trace_id, span_id)``; ``None`` starts a trace.
+        A retry or restart is an ``ok`` span naming its cause; a dead letter
+        or an escalation is a failed span with the error.
+        """
         tracer = self.tracer
         if tracer is None:
             return
         now = time.time()
-        if envelope is None:
+        if where is None:
             trace_id, parent = new_id(), None
+        elif isinstance(where, tuple):
+            trace_id, parent = where
         else:
-            trace_id, parent = envelope.trace_id, envelope.span_id
+            trace_id, parent = where.trace_id, where.span_id
+        if error is not None and name in ("retry", "restart"):
+            # An action taken because of a failure is not itself one.
+            attributes["greenroom.cause"] = f"{error.type}: {error.message}"
+            error = None
         tracer.record(trace_id, new_id(), parent, kind, name, actor, now, now, error, attributes)
 
     def _dead_letter(

@@ -245,6 +245,7 @@ class Supervisor(Actor):
         info = ErrorInfo.from_exception(error)
         restart = child is not None and child.spec.restart != "temporary"
         delay_floor = 0.0
+        failed_at = None if envelope is None else (envelope.trace_id, envelope.span_id)
         if envelope is not None:
             # The message is settled even when the report is stale.
             delay_floor = self._settle_message(cell, child, envelope, error, info, restart)
@@ -256,7 +257,7 @@ class Supervisor(Actor):
         if not restart:
             await self._retire(child)
             return
-        await self._restart(child, info, delay_floor, envelope)
+        await self._restart(child, info, delay_floor, failed_at)
 
     def _settle_message(
         self,
@@ -342,16 +343,16 @@ class Supervisor(Actor):
         child: Child,
         info: ErrorInfo,
         delay_floor: float,
-        envelope: Envelope | None = None,
+        failed_at: tuple[int, int] | None = None,
     ) -> None:
-        """Restart ``child`` (and its group); ``envelope`` is the message it failed on."""
+        """Restart ``child`` (and its group); ``failed_at`` is the span it failed in."""
         runtime = self.ctx.runtime
         if not self._record_restart():
             runtime._trace_event(
                 "supervisor",
                 "escalate",
                 self.ctx.name,
-                envelope,
+                failed_at,
                 {"greenroom.child": child.name, "greenroom.restarts": len(self._restarts)},
                 info,
             )
@@ -374,7 +375,7 @@ class Supervisor(Actor):
             "supervisor",
             "restart",
             self.ctx.name,
-            envelope,
+            failed_at,
             {
                 "greenroom.children": [m.name for m in group],
                 "greenroom.strategy": self.spec.strategy,

@@ -28,8 +28,9 @@ from greenroom.tools._errors import (
 )
 from greenroom.tools._grant import Delegation, Grant
 from greenroom.tools._schema import ToolDefinition
+from greenroom.tools._spans import trace_call
 from greenroom.tools._tool import Tool
-from greenroom.trace import current_span, format_id, new_id
+from greenroom.trace import current_span, current_tracer, format_id, new_id
 
 if TYPE_CHECKING:
     from greenroom.actors import ActorContext, Timer
@@ -299,7 +300,7 @@ class ToolBox(Delegating):
         else:
             log_failure(self.name, name, error)
         sink = self._access.on_call
-        if sink is None:
+        if sink is None and current_tracer.get() is None:
             return
         span = current_span.get()
         ticket = invocation.ticket if invocation is not None else None
@@ -320,7 +321,9 @@ class ToolBox(Delegating):
             step=None if invocation is None else invocation.step,
             ticket=ticket or getattr(error, "ticket", None),
         )
-        emit(sink, record)
+        trace_call(record)
+        if sink is not None:
+            emit(sink, record)
 
     # -- approvals ---------------------------------------------------------------
 
