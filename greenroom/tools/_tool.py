@@ -28,6 +28,7 @@ no caching, no effects beyond the declared one.
 
 from __future__ import annotations
 
+import abc
 import inspect
 import re
 from collections.abc import Awaitable, Callable
@@ -49,7 +50,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
-class Tool(Generic[InT, OutT]):
+class Tool(abc.ABC, Generic[InT, OutT]):
     """A single-purpose tool with a typed ``Input`` and ``Output``.
 
     Class attributes (checked when the subclass is created; :class:`InvalidTool`
@@ -88,9 +89,9 @@ class Tool(Generic[InT, OutT]):
             return
         _complete(cls)
 
+    @abc.abstractmethod
     async def call(self, input: InT) -> OutT:
         """Do the tool's job once. Raise on failure: the caller decides about retries."""
-        raise NotImplementedError
 
     @property
     def parameters(self) -> JsonSchema:

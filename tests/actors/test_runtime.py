@@ -205,6 +205,7 @@ SERVE_SCRIPT = textwrap.dedent(
     """
     import sys
     import anyio
+    import anyio.lowlevel
     import greenroom as gr
 
     class Work(gr.Message):
@@ -213,7 +214,7 @@ SERVE_SCRIPT = textwrap.dedent(
     class Worker(gr.Actor):
         @gr.handler
         async def work(self, msg: Work) -> None:
-            await anyio.sleep(0.001)
+            await anyio.lowlevel.checkpoint()  # a handler that yields, as real work does
             print("handled", msg.n, flush=True)
 
         async def on_stop(self) -> None:
