@@ -1,7 +1,9 @@
 """The ``greenroom`` command.
 
 ``greenroom trace ls|show|html``: the recorded traces of a trace store
-(see :mod:`greenroom.trace`).
+(see :mod:`greenroom.trace`). ``greenroom eval --db PATH --decider
+module:attr``: a decider run against the recorded decision steps, compared
+(see :mod:`greenroom.testing`).
 
 ``greenroom dlq``: inspect and repair the dead letters of a durable mailbox
 database (``SqliteMailboxes``)::
@@ -39,6 +41,7 @@ import msgspec
 
 from greenroom._errors import UsageError
 from greenroom.mailbox import DeadLetterRecord, MailboxUnavailable, SqliteDeadLetters
+from greenroom.testing._eval import add_eval_commands
 from greenroom.trace._cli import add_trace_commands
 
 __all__ = ["main"]
@@ -109,13 +112,14 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--all", action="store_true", help="every letter that matches filters")
         filters(sub)
     add_trace_commands(commands)
+    add_eval_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns (and, as a script, exits with) the exit status."""
     args = _parser().parse_args(argv)
-    if args.command == "trace":
+    if args.command in ("trace", "eval"):
         status: int = args.run(args)
         if argv is None:
             sys.exit(status)

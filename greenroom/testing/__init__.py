@@ -11,9 +11,29 @@ and :class:`ScriptedMalformed`; read what it received in
 probe.expect(Type)`` waits for the next message of a type. The pytest plugin
 (enabled by installing greenroom) gives tests ``runtime`` and ``probe``
 fixtures.
+
+:class:`Replay` re-runs code with a recorded trace's decisions and tool
+outputs served back in order and reports where the run diverged
+(:class:`ReplayDiverged`); :func:`evaluate` (``greenroom eval``) runs a
+decider against the contexts recorded in traces and compares its decisions.
 """
 
+from greenroom.testing._eval import EvalReport, StepOutcome, evaluate, load_decider
 from greenroom.testing._probe import ProbeTimeout, TestProbe
+from greenroom.testing._recorded import (
+    RecordedStep,
+    RecordedToolCall,
+    decision_steps,
+    tool_calls,
+)
+from greenroom.testing._replay import (
+    Divergence,
+    Replay,
+    ReplayDecider,
+    ReplayDiverged,
+    ReplayReport,
+    ReplayTools,
+)
 from greenroom.testing._script import (
     RecordedRequest,
     ScriptedError,
@@ -26,8 +46,17 @@ from greenroom.testing._script import (
 from greenroom.testing._scripted import ScriptedModelServer
 
 __all__ = [
+    "Divergence",
+    "EvalReport",
     "ProbeTimeout",
     "RecordedRequest",
+    "RecordedStep",
+    "RecordedToolCall",
+    "Replay",
+    "ReplayDecider",
+    "ReplayDiverged",
+    "ReplayReport",
+    "ReplayTools",
     "ScriptItem",
     "ScriptedError",
     "ScriptedMalformed",
@@ -35,5 +64,10 @@ __all__ = [
     "ScriptedReply",
     "ScriptedToolCall",
     "ScriptedUsage",
+    "StepOutcome",
     "TestProbe",
+    "decision_steps",
+    "evaluate",
+    "load_decider",
+    "tool_calls",
 ]
