@@ -238,13 +238,15 @@ def test_serve_drains_and_stops_the_tree_on_sigterm(tmp_path: Path) -> None:
     script = tmp_path / "serve_it.py"
     script.write_text(SERVE_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(Path(gr.__file__).parent.parent)}
+    # Unbuffered: a buffered readline could swallow lines that communicate() then misses.
     proc = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, str(script)], stdout=subprocess.PIPE, bufsize=0, env=env
     )
     assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
+    assert proc.stdout.readline() == b"ready\n"
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=30)
+    raw, _ = proc.communicate(timeout=30)
+    out = raw.decode()
     lines = out.split()
     assert proc.returncode == 0
     # every message was handled before the tree stopped, then the process exited

@@ -36,27 +36,35 @@ class Child:
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
+            bufsize=0,
         )
         self.sent: list[int] = []
+        self._pending = b""  # read from the pipe, not yet returned as lines
 
     def line(self, timeout: float = 30.0) -> str:
         """The next line of output (``""`` at its end); fails after ``timeout`` seconds."""
         stdout = self.process.stdout
         assert stdout is not None
         deadline = time.monotonic() + timeout
-        while True:
+        # Lines are split here, from raw reads: a buffered readline could keep a
+        # line in its buffer while select() waits on the empty pipe.
+        while b"\n" not in self._pending:
             left = deadline - time.monotonic()
             if left <= 0:
                 self.process.kill()
                 pytest.fail(f"no output from the pipeline within {timeout} s")
             ready, _, _ = select.select([stdout], [], [], left)
             if ready:
-                text = stdout.readline()
-                if text.startswith("sent "):
-                    self.sent.append(int(text.split()[1]))
-                return text.strip()
+                chunk = os.read(stdout.fileno(), 65536)
+                if not chunk:  # the end of its output
+                    text, self._pending = self._pending.decode(), b""
+                    return text.strip()
+                self._pending += chunk
+        raw, self._pending = self._pending.split(b"\n", 1)
+        text = raw.decode()
+        if text.startswith("sent "):
+            self.sent.append(int(text.split()[1]))
+        return text.strip()
 
     def wait_for(self, wanted: str) -> None:
         while (text := self.line()) != wanted:
@@ -81,7 +89,7 @@ class Child:
     def stderr(self) -> str:
         assert self.process.stderr is not None
         self.process.wait(timeout=30)
-        return self.process.stderr.read()
+        return bytes(self.process.stderr.read()).decode()
 
     def close(self) -> None:
         for pipe in (self.process.stdout, self.process.stderr):
