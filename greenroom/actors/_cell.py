@@ -207,6 +207,8 @@ class Cell:
         record = None if tracer is None else tracer.record_message
         if tracer is not None:
             current_tracer.set(tracer)  # this task's context only
+        # One clock read per traced message: a message handled right after
+        # another starts when that one ended (0.0: the clock must be read).
         start = 0.0
         n = 0
         try:
@@ -214,6 +216,7 @@ class Cell:
                 sys = self.sys
                 if sys:
                     await self._run_system(sys.popleft())
+                    start = 0.0
                     continue
                 if self.state is not running:
                     return
@@ -221,6 +224,7 @@ class Cell:
                 if envelope is None:
                     if await self._linger():
                         return
+                    start = 0.0
                     continue
                 body = envelope.body
                 fn = dispatch.get(type(body))
@@ -229,7 +233,7 @@ class Cell:
                     continue
                 self.current = envelope
                 token = _set_span(envelope)
-                if record is not None:
+                if record is not None and not start:
                     start = _time()
                 try:
                     if self.handler_timeout is None:
@@ -246,7 +250,9 @@ class Cell:
                     _reset_span(token)
                 self.current = None
                 if record is not None:
-                    record(envelope, envelope.attempt, self.name, start, _time())
+                    end = _time()
+                    record(envelope, envelope.attempt, self.name, start, end)
+                    start = end
                 ack(envelope)
                 self.handled += 1
                 if envelope.correlation_id is not None:
@@ -255,6 +261,7 @@ class Cell:
                 if n >= throughput:
                     n = 0
                     await asyncio.sleep(0)
+                    start = 0.0
         finally:
             if self.task is asyncio.current_task():
                 self.task = None

@@ -11,7 +11,13 @@ from greenroom._errors import ErrorInfo
 from greenroom.trace._ids import attempt_span_id
 from greenroom.trace._redact import redact_text
 from greenroom.trace._span import Span
-from greenroom.trace._tracer import RawSpan, describe_error, expand_entry, redact_attributes
+from greenroom.trace._tracer import (
+    MessageEntry,
+    RawSpan,
+    describe_error,
+    expand_entry,
+    redact_attributes,
+)
 
 __all__ = [
     "INPUT_TOKENS",
@@ -126,23 +132,22 @@ def rows_of_raw(raws: Iterable[RawSpan]) -> list[Row]:
     return [row_of_raw(raw) for raw in raws]
 
 
-_Message = tuple[Any, int, str, float, float, None]  # see Tracer.record_message
-
-
 def rows_of_entries(entries: Iterable[tuple[object, ...]]) -> list[Row]:
     """Buffered entries as rows; a message span that went well is made in one step."""
     rows: list[Row] = []
     append = rows.append
     for entry in entries:
-        if len(entry) == 6 and entry[5] is None:
-            envelope, attempt, actor, start, end, _ = cast(_Message, entry)
+        if len(entry) == 9 and entry[8] is None:
+            trace_id, message_id, attempt, parent, body_type, actor, start, end, _ = cast(
+                MessageEntry, entry
+            )
             append(
                 (
-                    attempt_span_id(envelope.id, attempt),
-                    envelope.trace_id,
-                    envelope.parent_span_id,
+                    message_id if attempt == 1 else attempt_span_id(message_id, attempt),
+                    trace_id,
+                    parent,
                     "message",
-                    type(envelope.body).__qualname__,
+                    body_type,
                     actor,
                     start,
                     end,
