@@ -8,11 +8,9 @@ from typing import Any, Final, cast
 import msgspec
 
 from greenroom._errors import ErrorInfo
-from greenroom.trace._ids import attempt_span_id
 from greenroom.trace._redact import redact_text
 from greenroom.trace._span import Span
 from greenroom.trace._tracer import (
-    MessageEntry,
     RawSpan,
     describe_error,
     expand_entry,
@@ -133,30 +131,8 @@ def rows_of_raw(raws: Iterable[RawSpan]) -> list[Row]:
 
 
 def rows_of_entries(entries: Iterable[tuple[object, ...]]) -> list[Row]:
-    """Buffered entries as rows; a message span that went well is made in one step."""
-    rows: list[Row] = []
-    append = rows.append
-    for entry in entries:
-        if len(entry) == 9 and entry[8] is None:
-            trace_id, message_id, attempt, parent, body_type, actor, start, end, _ = cast(
-                MessageEntry, entry
-            )
-            append(
-                (
-                    message_id if attempt == 1 else attempt_span_id(message_id, attempt),
-                    trace_id,
-                    parent,
-                    "message",
-                    body_type,
-                    actor,
-                    start,
-                    end,
-                    "ok",
-                    None,
-                    None,
-                    None,
-                )
-            )
-        else:
-            append(row_of_raw(expand_entry(entry)))
-    return rows
+    """Buffered entries as rows; a message span that went well is its row already."""
+    return [
+        cast(Row, entry) if len(entry) == 12 else row_of_raw(expand_entry(entry))
+        for entry in entries
+    ]

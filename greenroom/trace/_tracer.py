@@ -30,7 +30,7 @@ __all__ = [
     "SpanScope",
     "Tracer",
     "TracerStatistics",
-    "MessageEntry",
+    "MessageRow",
     "describe_error",
     "expand_entry",
     "name_of",
@@ -152,23 +152,41 @@ class Tracer:
         envelope's attempt. Cheaper than :meth:`record`. O(1); never blocks
         or raises.
         """
-        buffer = self._buffer
-        if len(buffer) == self._capacity:
-            self._dropped += 1
-        # Only ints, floats and strings, not the envelope or the body's class:
-        # a tuple of atomic values is untracked by the garbage collector, so a
-        # full buffer costs its collections nothing.
-        buffer.append(
-            (  # type: ignore[arg-type]
+        message_id = envelope.id
+        span_id = message_id if attempt == 1 else attempt_span_id(message_id, attempt)
+        if error is not None:
+            self.record(
                 envelope.trace_id,
-                envelope.id,
-                attempt,
+                span_id,
                 envelope.parent_span_id,
+                "message",
                 type(envelope.body).__qualname__,
                 actor,
                 start,
                 end,
                 error,
+            )
+            return
+        buffer = self._buffer
+        if len(buffer) == self._capacity:
+            self._dropped += 1
+        # Buffered as the very row the trace store writes (see MessageRow):
+        # nothing to convert when drained, and a tuple of atomic values that
+        # the garbage collector untracks, so a full buffer costs it nothing.
+        buffer.append(
+            (  # type: ignore[arg-type]
+                span_id,
+                envelope.trace_id,
+                envelope.parent_span_id,
+                "message",
+                type(envelope.body).__qualname__,
+                actor,
+                start,
+                end,
+                "ok",
+                None,
+                None,
+                None,
             )
         )
 
@@ -371,28 +389,17 @@ class _Delivered(Protocol):
 
 
 def expand_entry(raw: tuple[object, ...]) -> RawSpan:
-    """A buffered entry as the 10-tuple of :meth:`Tracer.record` (message spans are 9)."""
+    """A buffered entry as the 10-tuple of :meth:`Tracer.record` (message spans are rows)."""
     if len(raw) == 10:
         return cast(RawSpan, raw)
-    trace_id, message_id, attempt, parent, body_type, actor, start, end, error = cast(
-        MessageEntry, raw
-    )
-    return (
-        trace_id,
-        attempt_span_id(message_id, attempt),
-        parent,
-        "message",
-        body_type,
-        actor,
-        start,
-        end,
-        error,
-        None,
-    )
+    span_id, trace_id, parent, kind, name, actor, start, end = cast(MessageRow, raw)[:8]
+    return (trace_id, span_id, parent, kind, name, actor, start, end, None, None)
 
 
-MessageEntry = tuple[int, int, int, "int | None", str, str, float, float, "BaseException | None"]
-"""What :meth:`Tracer.record_message` buffers."""
+MessageRow = tuple[int, int, "int | None", str, str, str, float, float, str, None, None, None]
+"""What :meth:`Tracer.record_message` buffers for a message handled without error: the
+trace store's row itself (span, trace, parent, kind, name, actor, start, end,
+status, tokens, attributes, error)."""
 
 
 def to_span(raw: RawSpan) -> Span:
