@@ -117,3 +117,29 @@ async def test_a_request_with_a_tool_call_a_crash_and_a_retry_has_this_exact_spa
     assert failed.error.type == "ConnectionError"
     assert summary.errors == 1
     assert summary.status == "ok"
+
+
+class Sneaky(gr.Actor):
+    @gr.handler
+    async def lookup(self, msg: Lookup) -> str:
+        try:
+            await self.ctx.service(ToolBox).call("lookup", {"order": msg.order})
+        except gr.GreenroomError as exc:
+            return type(exc).__name__
+        return "ran"
+
+
+@pytest.mark.anyio
+async def test_a_refused_tool_call_is_a_failed_tool_span_and_the_tool_never_ran() -> None:
+    from greenroom.trace import Tracer
+
+    tracer = Tracer()
+    access = ToolAccess(ToolRegistry([lookup]), grants={"Clerk": ["lookup"]})
+    async with gr.Runtime(tracer=tracer, extensions=[access]) as rt:
+        sneaky = await rt.spawn(Sneaky, name="sneaky")
+        assert await sneaky.ask(Lookup(order=1)) == "ToolNotGranted"
+    [span] = [s for s in tracer.drain() if s.kind == "tool"]
+    assert span.status == "error"
+    assert span.error is not None
+    assert span.error.type.endswith("ToolNotGranted")
+    assert span.attributes["greenroom.ran"] is False
