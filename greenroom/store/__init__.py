@@ -23,6 +23,7 @@ from greenroom.store._memory import MemoryStore
 from greenroom.store._protocol import Store
 from greenroom.store._readset import ReadEntry, ReadSet
 from greenroom.store._record import Tombstone, Versioned
+from greenroom.store._redis import RedisStore
 from greenroom.store._scope import Scope
 from greenroom.store._sqlite import SqliteStore, SqliteStoreStatistics
 from greenroom.store._view import StoreView
@@ -39,6 +40,7 @@ __all__ = [
     "Principal",
     "ReadEntry",
     "ReadSet",
+    "RedisStore",
     "Scope",
     "Sink",
     "SqliteStore",
