@@ -19,10 +19,10 @@ Tables (one database holds the mailboxes of many actors):
 
 from __future__ import annotations
 
-import time
-
 import aiosqlite
-import anyio
+
+from greenroom._migrate import SchemaTooNew
+from greenroom._migrate import migrate as _migrate
 
 __all__ = [
     "DEAD_LETTERS",
@@ -122,44 +122,9 @@ INSERT_LETTER = (
 )
 
 
-class SchemaTooNew(Exception):
-    """The database was written by a newer greenroom (translated by the caller)."""
-
-    def __init__(self, found: int, known: int) -> None:
-        super().__init__(found, known)
-        self.found = found
-        self.known = known
-
-
 async def migrate(db: aiosqlite.Connection) -> int:
-    """Apply the migrations the database lacks, in one transaction; its schema version.
+    """Bring ``db`` to this schema's latest version; see :func:`greenroom._migrate.migrate`.
 
     Raises :class:`SchemaTooNew` when the database is newer than :data:`MIGRATIONS`.
     """
-    await db.execute(
-        f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} "
-        "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-    )
-    await db.commit()
-    await db.execute("BEGIN IMMEDIATE")
-    try:
-        rows = list(await db.execute_fetchall(f"SELECT max(version) FROM {SCHEMA_TABLE}"))
-        current = int(rows[0][0] or 0)
-        known = MIGRATIONS[-1][0]
-        if current > known:
-            raise SchemaTooNew(current, known)
-        for number, statements in MIGRATIONS:
-            if number > current:
-                for statement in statements:
-                    await db.execute(statement)
-                await db.execute(
-                    f"INSERT INTO {SCHEMA_TABLE} (version, applied_at) VALUES (?, ?)",
-                    (number, time.time()),
-                )
-                current = number
-        await db.commit()
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await db.rollback()
-        raise
-    return current
+    return await _migrate(db, SCHEMA_TABLE, MIGRATIONS)
