@@ -24,7 +24,7 @@ from loguru import logger
 from greenroom._errors import ActorStopped, ErrorInfo, HandlerTimeout
 from greenroom.actors._actor import IGNORE, Actor, HandlerFn, dispatch_table, resolve_handler
 from greenroom.mailbox import Envelope, Mailbox
-from greenroom.trace import current_span, current_tracer
+from greenroom.trace import MessageRow, attempt_span_id, current_span, current_tracer
 
 if TYPE_CHECKING:
     from greenroom.actors._extension import Extension
@@ -204,9 +204,14 @@ class Cell:
         throughput = self.throughput
         running = State.RUNNING
         tracer = runtime.tracer
-        record = None if tracer is None else tracer.record_message
+        record = None if tracer is None else tracer.record_message  # with an error
+        append: Callable[[MessageRow], None] | None = None
+        appended = None
         if tracer is not None:
             current_tracer.set(tracer)  # this task's context only
+            append, appended = tracer.message_rows()
+        rows = 0  # appended, not yet told: told every `throughput` messages and when idle
+
         # One clock read per traced message: a message handled right after
         # another starts when that one ended (0.0: the clock must be read).
         start = 0.0
@@ -222,6 +227,9 @@ class Cell:
                     return
                 envelope = get()
                 if envelope is None:
+                    if rows:
+                        appended(rows)  # type: ignore[misc]
+                        rows = 0
                     if await self._linger():
                         return
                     start = 0.0
@@ -249,9 +257,27 @@ class Cell:
                 finally:
                     _reset_span(token)
                 self.current = None
-                if record is not None:
+                if append is not None:
                     end = _time()
-                    record(envelope, envelope.attempt, self.name, start, end)
+                    attempt = envelope.attempt
+                    message_id = envelope.id
+                    append(
+                        (
+                            message_id if attempt == 1 else attempt_span_id(message_id, attempt),
+                            envelope.trace_id,
+                            envelope.parent_span_id,
+                            "message",
+                            type(body).__qualname__,
+                            self.name,
+                            start,
+                            end,
+                            "ok",
+                            None,
+                            None,
+                            None,
+                        )
+                    )
+                    rows += 1
                     start = end
                 ack(envelope)
                 self.handled += 1
@@ -260,9 +286,14 @@ class Cell:
                 n += 1
                 if n >= throughput:
                     n = 0
+                    if rows:
+                        appended(rows)  # type: ignore[misc]
+                        rows = 0
                     await asyncio.sleep(0)
                     start = 0.0
         finally:
+            if rows:
+                appended(rows)  # type: ignore[misc]
             if self.task is asyncio.current_task():
                 self.task = None
 

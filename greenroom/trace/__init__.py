@@ -15,7 +15,13 @@ from greenroom.trace._logging import log_patcher
 from greenroom.trace._redact import REDACTED, Secret, is_secret_key, redact_text, redact_value
 from greenroom.trace._span import KINDS, Span, SpanStatus
 from greenroom.trace._store import SqliteTraceStore, TraceStoreStatistics, TraceSummary
-from greenroom.trace._tracer import SpanScope, Tracer, TracerStatistics, current_tracer
+from greenroom.trace._tracer import (
+    MessageRow,
+    SpanScope,
+    Tracer,
+    TracerStatistics,
+    current_tracer,
+)
 from greenroom.trace._tree import render_tree
 
 if _typing.TYPE_CHECKING:
@@ -23,6 +29,7 @@ if _typing.TYPE_CHECKING:
 
 __all__ = [
     "KINDS",
+    "MessageRow",
     "REDACTED",
     "OtelExporter",
     "Secret",

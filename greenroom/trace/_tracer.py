@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Final, Protocol, cast
@@ -92,18 +92,19 @@ class Tracer:
     buffered message span, more for spans with attributes.
     """
 
-    __slots__ = ("_buffer", "_capacity", "_drained", "_dropped")
+    __slots__ = ("_appended", "_buffer", "_capacity", "_drained")
 
     def __init__(self, *, capacity: int = DEFAULT_CAPACITY) -> None:
         if type(capacity) is not int or capacity < 1:
             raise UsageError(f"Tracer capacity is a number of spans >= 1, got {capacity!r}")
         self._capacity = capacity
         self._buffer: deque[RawSpan] = deque(maxlen=capacity)
-        self._dropped = 0
         self._drained = 0
+        self._appended = 0  # entries appended (message_rows() tells its count in bulk)
 
     def __repr__(self) -> str:
-        return f"<Tracer {len(self._buffer)}/{self._capacity} buffered, {self._dropped} dropped>"
+        dropped = self.statistics().dropped
+        return f"<Tracer {len(self._buffer)}/{self._capacity} buffered, {dropped} dropped>"
 
     # -- the hot path ---------------------------------------------------------
 
@@ -130,8 +131,7 @@ class Tracer:
         change it afterwards. Secrets in it are redacted when drained.
         """
         buffer = self._buffer
-        if len(buffer) == self._capacity:
-            self._dropped += 1
+        self._appended += 1
         buffer.append(
             (trace_id, span_id, parent_id, kind, name, actor, start, end, error, attributes)
         )
@@ -168,8 +168,7 @@ class Tracer:
             )
             return
         buffer = self._buffer
-        if len(buffer) == self._capacity:
-            self._dropped += 1
+        self._appended += 1
         # Buffered as the very row the trace store writes (see MessageRow):
         # nothing to convert when drained, and a tuple of atomic values that
         # the garbage collector untracks, so a full buffer costs it nothing.
@@ -262,13 +261,28 @@ class Tracer:
         """Take up to ``limit`` buffered spans, oldest first, redacted, as :class:`Span`."""
         return [to_span(raw) for raw in self.drain_raw(limit)]
 
+    def message_rows(self) -> tuple[Callable[[MessageRow], None], Callable[[int], None]]:
+        """The hottest path, for the actor loop: ``(append, appended)``.
+
+        ``append(row)`` buffers a :data:`MessageRow` (a message handled
+        without error) with no Python frame in between; ``appended(n)`` tells
+        how many rows were appended, in bulk (the actor loop tells every
+        ``throughput`` messages and when it goes idle), so that the count of
+        drops in :meth:`statistics` stays right.
+        """
+        return self._buffer.append, self._count_appended  # type: ignore[return-value]
+
+    def _count_appended(self, n: int) -> None:
+        self._appended += n
+
     def statistics(self) -> TracerStatistics:
         """A snapshot of the counters."""
         return TracerStatistics(
             buffered=len(self._buffer),
             capacity=self._capacity,
             drained=self._drained,
-            dropped=self._dropped,
+            # what was appended and is neither drained nor buffered was evicted
+            dropped=max(0, self._appended - self._drained - len(self._buffer)),
         )
 
 
