@@ -12,6 +12,8 @@ from greenroom.mailbox._errors import MailboxUnavailable, UndecodableMessage
 from greenroom.mailbox._memory import MemoryMailbox, MemoryMailboxes
 from greenroom.mailbox._message import Message, check_message
 from greenroom.mailbox._protocol import Mailbox, MailboxFactory, MailboxStatistics
+from greenroom.mailbox._redis_mailbox import RedisMailbox
+from greenroom.mailbox._redis_mailbox_factory import RedisMailboxes
 from greenroom.mailbox._sqlite import SqliteMailboxes, SqliteMailboxesStatistics
 from greenroom.mailbox._sqlite_admin import DeadLetterRecord, RedriveOutcome
 from greenroom.mailbox._sqlite_deadletters import SqliteDeadLetters
@@ -33,6 +35,8 @@ __all__ = [
     "MemoryMailboxes",
     "Message",
     "Overflow",
+    "RedisMailbox",
+    "RedisMailboxes",
     "RedriveOutcome",
     "SqliteDeadLetters",
     "SqliteMailbox",

@@ -15,18 +15,20 @@ __all__ = ["MailboxUnavailable", "UndecodableMessage"]
 
 
 class MailboxUnavailable(RuntimeFailure):
-    """The durable mailbox's database could not do what was asked.
+    """The durable mailbox's backend (an sqlite file, a Redis server) could not do what was asked.
 
-    ``operation`` names what failed (``"open"``, ``"put"``, ``"commit"``) and
-    ``reason`` the underlying sqlite error. The sqlite error is chained as
-    ``__cause__``.
+    ``path`` names the backend (a file path or a Redis URL), ``operation``
+    what failed (``"open"``, ``"connect"``, ``"put"``, ``"commit"``) and
+    ``reason`` the underlying error, which is chained as ``__cause__``.
     """
 
     def __init__(self, path: str, operation: str, reason: str) -> None:
-        super().__init__(
-            f"the mailbox database {path} failed to {operation}: {reason}; "
-            "check the disk and that no other program holds the database locked"
+        remedy = (
+            "check that the Redis server runs and is reachable"
+            if path.startswith(("redis://", "rediss://", "unix://", "redis"))
+            else "check the disk and that no other program holds the database locked"
         )
+        super().__init__(f"the mailbox backend {path} failed to {operation}: {reason}; {remedy}")
         self.path = path
         self.operation = operation
         self.reason = reason

@@ -1,4 +1,4 @@
-"""Both mailbox kinds behind one fixture, for the guarantees of the Mailbox protocol.
+"""Every mailbox kind behind one fixture, for the guarantees of the Mailbox protocol.
 
 ``Harness`` hides the one difference the protocol allows: a memory mailbox
 has a put message at once, a durable one after its commit, announced by the
@@ -16,9 +16,16 @@ import anyio
 import anyio.lowlevel
 
 import greenroom as gr
-from greenroom.mailbox import Mailbox, MemoryMailbox, SqliteMailboxes, make_envelope
+from greenroom.mailbox import (
+    Mailbox,
+    MemoryMailbox,
+    RedisMailboxes,
+    SqliteMailboxes,
+    make_envelope,
+)
+from tests._redis_server import redis_prefix, redis_url
 
-KINDS = ("memory", "sqlite")
+KINDS = ("memory", "sqlite", "redis")
 
 
 class Item(gr.Message):
@@ -34,7 +41,10 @@ class Harness:
     """One mailbox of one kind, and the means to wait for what it promises."""
 
     def __init__(
-        self, kind: str, make: Callable[[int], Mailbox], boxes: SqliteMailboxes | None = None
+        self,
+        kind: str,
+        make: Callable[[int], Mailbox],
+        boxes: SqliteMailboxes | RedisMailboxes | None = None,
     ) -> None:
         self.kind = kind
         self.boxes = boxes
@@ -75,7 +85,13 @@ async def harness(kind: str, tmp_path: Path) -> AsyncIterator[Harness]:
         if kind == "memory":
             yield Harness(kind, lambda capacity: MemoryMailbox(capacity, label="box"))
             return
-        boxes = await stack.enter_async_context(SqliteMailboxes(tmp_path / "boxes.db"))
+        boxes: SqliteMailboxes | RedisMailboxes
+        if kind == "redis":
+            boxes = await stack.enter_async_context(
+                RedisMailboxes(redis_url(), prefix=redis_prefix())
+            )
+        else:
+            boxes = await stack.enter_async_context(SqliteMailboxes(tmp_path / "boxes.db"))
         count = iter(range(1_000_000))
         yield Harness(
             kind,

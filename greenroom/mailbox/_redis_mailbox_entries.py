@@ -1,0 +1,126 @@
+"""Entries of the Redis mailbox streams: the put script, headers, decoding, dead letters."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NamedTuple
+
+import msgspec
+
+from greenroom._errors import ErrorInfo
+from greenroom.mailbox._envelope import Envelope
+from greenroom.mailbox._errors import UndecodableMessage
+from greenroom.mailbox._sqlite_rows import BodyDecoder, Poison
+
+__all__ = [
+    "PUT",
+    "Keys",
+    "dead_letter",
+    "decode_entry",
+    "encode_header",
+    "entries_by_stream",
+    "fields_of",
+]
+
+PUT = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) == false then return 0 end
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[2])
+  return -1
+end
+return redis.call('XADD', KEYS[1], '*', 'h', ARGV[3], 'b', ARGV[4])
+"""
+
+_encode = msgspec.msgpack.Encoder().encode
+_Header = tuple[int, str | None, str | None, int | None, int, int | None, float, float | None]
+_decode_header = msgspec.msgpack.Decoder(_Header).decode
+
+
+class Keys(NamedTuple):
+    """The keys of one actor: its stream, attempts hash, and dedupe-marker prefix."""
+
+    stream: str
+    attempts: str
+    dedupe: str  # + envelope id
+
+
+def encode_header(envelope: Envelope) -> bytes:
+    """The msgpack of everything in ``envelope`` but its body and attempt."""
+    return _encode(
+        (
+            envelope.id,
+            envelope.sender,
+            envelope.reply_to,
+            envelope.correlation_id,
+            envelope.trace_id,
+            envelope.parent_span_id,
+            envelope.created_at,
+            envelope.deadline,
+        )
+    )
+
+
+def decode_entry(
+    decoder: BodyDecoder, actor: str, fields: dict[bytes, bytes] | None
+) -> tuple[Envelope | None, Poison | None]:
+    if not fields:
+        return None, Poison("invalid_message", _info(actor, "the entry has no fields"))
+    try:
+        ident, sender, reply_to, corr, trace, parent, created, deadline = _decode_header(
+            fields.get(b"h", b"")
+        )
+    except msgspec.MsgspecError as exc:
+        return None, Poison("invalid_message", _info(actor, f"bad header ({exc})"))
+    body = decoder.decode(actor, fields.get(b"b"))
+    envelope = Envelope(
+        id=ident,
+        recipient=actor,
+        body=body,
+        sender=sender,
+        reply_to=reply_to,
+        correlation_id=corr,
+        trace_id=trace,
+        parent_span_id=parent,
+        created_at=created,
+        deadline=deadline,
+    )
+    return envelope, body if isinstance(body, Poison) else None
+
+
+def dead_letter(
+    actor: str, sid: bytes, poison: Poison | None, fields: dict[bytes, bytes] | None
+) -> dict[Any, Any]:
+    """The dead-letter stream's fields for an undecodable entry: its error and raw fields."""
+    error = poison.error if poison is not None else ErrorInfo(type="Unknown", message="unknown")
+    raw = fields or {}
+    return {
+        "actor": actor,
+        "reason": poison.reason if poison is not None else "invalid_message",
+        "error_type": error.type,
+        "error": error.message,
+        "at": repr(time.time()),
+        "id": sid,
+        "h": raw.get(b"h", b""),
+        "b": raw.get(b"b", b""),
+    }
+
+
+def fields_of(
+    entries: list[tuple[bytes, dict[bytes, bytes] | None]], sid: bytes
+) -> dict[bytes, bytes] | None:
+    for entry_id, fields in entries:
+        if entry_id == sid:
+            return fields
+    return None
+
+
+def entries_by_stream(reply: Any) -> dict[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]:
+    """XREADGROUP's answer by stream name."""
+    out: dict[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]] = {}
+    for name, entries in reply or ():
+        out[name] = [(sid, fields) for sid, fields in entries]
+    return out
+
+
+def _info(actor: str, detail: str) -> ErrorInfo:
+    return ErrorInfo.from_exception(UndecodableMessage(actor, detail), with_traceback=False)

@@ -1,0 +1,175 @@
+"""RedisMailboxes: the factory of durable mailboxes on Redis Streams."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+import anyio
+import anyio.abc
+
+from greenroom._errors import MailboxClosed, UsageError
+from greenroom.mailbox._config import MailboxConfig
+from greenroom.mailbox._errors import MailboxUnavailable
+from greenroom.mailbox._redis_client import connect, redis_error
+from greenroom.mailbox._redis_mailbox import RedisMailbox
+from greenroom.mailbox._redis_mailboxes import Pump
+from greenroom.mailbox._sqlite_rows import BodyDecoder
+
+if TYPE_CHECKING:
+    import redis.asyncio
+
+__all__ = ["RedisMailboxes"]
+
+
+class RedisMailboxes:
+    """Durable mailboxes on Redis Streams, one stream per actor.
+
+    Use as ``async with RedisMailboxes(url) as boxes:`` around the runtime,
+    and pass it as ``Runtime(mailboxes={"durable": boxes})``. Keys:
+    ``<prefix>{<actor>}:s`` (the stream, consumer group ``greenroom``),
+    ``<prefix>{<actor>}:a`` (attempts of retried entries),
+    ``<prefix>{<actor>}:d:<id>`` (dedupe markers of unacked envelopes,
+    deleted on ack, expiring after ``dedupe_ttl`` at the latest), and
+    ``<prefix>dead`` (the dead-letter stream: undecodable entries with their
+    error).
+
+    Args:
+        client_or_url: a ``redis://`` URL, or a ``redis.asyncio.Redis``
+            answering bytes (not closed on exit).
+        prefix: the prefix of every key.
+        lease: seconds an entry handed to a consumer that stopped renewing
+            it stays its own; then another process claims it.
+        batch: the most entries read per stream per round trip.
+        consumer: this process's consumer name in the groups (unique by
+            default; a process restarted with the same name gets its pending
+            entries back at once instead of after ``lease``).
+        dedupe_ttl: the most seconds an unacked envelope id is remembered
+            against re-sends.
+        poll: seconds between reads for entries other processes put.
+        max_bytes: the largest encoded body accepted, or ``None``.
+    """
+
+    def __init__(
+        self,
+        client_or_url: redis.asyncio.Redis | str,
+        *,
+        prefix: str = "greenroom:",
+        lease: float = 30.0,
+        batch: int = 256,
+        consumer: str | None = None,
+        dedupe_ttl: float = 3600.0,
+        poll: float = 0.05,
+        max_bytes: int | None = None,
+    ) -> None:
+        if lease <= 0 or batch < 1 or poll <= 0 or dedupe_ttl <= 0:
+            raise UsageError("RedisMailboxes: lease, poll and dedupe_ttl must be > 0, batch >= 1")
+        self._client, self._owned = connect(client_or_url)
+        self.prefix = prefix
+        self._max_bytes = max_bytes
+        self._pump = Pump(
+            self._client,
+            prefix,
+            consumer or f"c-{uuid.uuid4().hex}",
+            batch=batch,
+            lease=lease,
+            dedupe_ttl=dedupe_ttl,
+            poll=poll,
+        )
+        self._decoders: dict[tuple[type, ...], BodyDecoder] = {}
+        self._state = "new"
+        self._task_group: anyio.abc.TaskGroup | None = None
+
+    def __repr__(self) -> str:
+        return f"<RedisMailboxes {self.prefix!r} {self._state}>"
+
+    @property
+    def dead_key(self) -> str:
+        """The dead-letter stream's key."""
+        return self._pump.dead_key
+
+    async def __aenter__(self) -> Self:
+        """Check Redis answers and start the pump.
+
+        Raises:
+            MailboxUnavailable: Redis cannot be reached.
+        """
+        if self._state != "new":
+            raise UsageError(f"{self!r} was opened already; make a new RedisMailboxes")
+        self._state = "open"
+        try:
+            await self._client.ping()
+        except redis_error() as error:
+            self._state = "closed"
+            await self._close_client()
+            raise MailboxUnavailable(
+                f"redis (prefix {self.prefix})", "connect", str(error) or repr(error)
+            ) from error
+        except BaseException:
+            self._state = "closed"
+            await self._close_client()
+            raise
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        self._task_group.start_soon(self._pump.run)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        task_group, self._task_group = self._task_group, None
+        if task_group is None:
+            return None
+        self._state = "closed"
+        for box in list(self._pump.boxes.values()):
+            box.close()
+        self._pump.closing = True
+        self._pump.wake()
+        try:
+            await task_group.__aexit__(None, None, None)
+        finally:
+            await self._close_client()
+        return None
+
+    async def aclose(self) -> None:
+        """Write what is queued, stop the pump, close an owned client. Idempotent."""
+        await self.__aexit__(None, None, None)
+
+    async def _close_client(self) -> None:
+        if self._owned:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await self._client.aclose()
+
+    async def flush(self) -> None:
+        """Wait until what was queued before this call is written, and what is new is read.
+
+        Raises:
+            MailboxClosed: the factory is not open.
+            MailboxUnavailable: Redis failed meanwhile.
+        """
+        if self._state != "open":
+            raise MailboxClosed(repr(self))
+        await self._pump.flush()
+
+    def create(
+        self, name: str, config: MailboxConfig, message_types: tuple[type, ...]
+    ) -> RedisMailbox:
+        """The durable mailbox of the actor called ``name``, bounded by ``config.capacity``.
+
+        Entries left in its stream (by an earlier incarnation) are read
+        asynchronously, oldest first, and the listener is called when ready.
+
+        Raises:
+            MailboxClosed: the factory is not open.
+        """
+        if self._state != "open":
+            raise MailboxClosed(name)
+        decoder = self._decoders.get(message_types)
+        if decoder is None:
+            decoder = self._decoders[message_types] = BodyDecoder(message_types, self._max_bytes)
+        return RedisMailbox(name, config.capacity, self._pump, decoder, self._max_bytes)

@@ -1,0 +1,368 @@
+"""The pump of RedisMailboxes: one task that writes and reads every actor's stream.
+
+Each cycle sends, in one pipeline: acks (XACK + XDEL), saved attempts,
+dead letters, then puts (a Lua script: dedupe the envelope id with
+``SET NX PX``, check ``XLEN`` against the capacity, ``XADD``). Then it
+reads, for mailboxes starting, their own pending entries (a previous
+incarnation's), and for mailboxes with room and something to read, new
+entries of all their streams in one XREADGROUP. Every ``lease / 3`` seconds
+it renews the leases of the entries it holds (XCLAIM JUSTID) and claims
+entries other consumers left idle longer than ``lease`` (XPENDING + XCLAIM,
+``attempt`` = the entry's delivery count).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, cast
+
+from greenroom._errors import MailboxFull
+from greenroom.mailbox._envelope import Envelope
+from greenroom.mailbox._errors import MailboxUnavailable
+from greenroom.mailbox._redis_mailbox_entries import (
+    PUT,
+    Keys,
+    dead_letter,
+    decode_entry,
+    encode_header,
+    entries_by_stream,
+    fields_of,
+)
+from greenroom.mailbox._sqlite_rows import Poison
+
+if TYPE_CHECKING:
+    import redis.asyncio
+
+    from greenroom.mailbox._redis_mailbox import RedisMailbox
+
+__all__ = ["Keys", "Pump", "PutOp"]
+
+
+class PutOp:
+    """One queued put and the future its caller waits on (``None``: fire-and-forget)."""
+
+    __slots__ = ("data", "done", "envelope", "mailbox", "taken")
+
+    def __init__(
+        self,
+        mailbox: RedisMailbox,
+        envelope: Envelope,
+        data: bytes,
+        done: asyncio.Future[None] | None,
+    ) -> None:
+        self.mailbox = mailbox
+        self.envelope = envelope
+        self.data = data
+        self.done = done
+        self.taken = False
+
+
+def _settle(future: asyncio.Future[None] | None, error: BaseException | None) -> None:
+    if future is None or future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+class Pump:
+    """Queues of one RedisMailboxes and the task that sends and reads them."""
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        prefix: str,
+        consumer: str,
+        *,
+        batch: int,
+        lease: float,
+        dedupe_ttl: float,
+        poll: float,
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.group = "greenroom"
+        self.consumer = consumer
+        self.batch = batch
+        self.lease = lease
+        self.poll = poll
+        self._ttl_ms = max(1, int(dedupe_ttl * 1000))
+        self.boxes: dict[str, RedisMailbox] = {}
+        self.puts: deque[PutOp] = deque()
+        self.acks: list[tuple[Keys, bytes, int]] = []
+        self.attempts: list[tuple[Keys, int, int]] = []
+        self.letters: list[dict[Any, Any]] = []
+        self.flushers: list[asyncio.Future[None]] = []
+        self.closing = False
+        self._event = asyncio.Event()
+        self._renewed = time.monotonic()
+        self.dead_key = f"{prefix}dead"
+
+    def keys_of(self, actor: str) -> Keys:
+        base = f"{self.prefix}{{{actor}}}:"
+        return Keys(base + "s", base + "a", base + "d:")
+
+    def wake(self) -> None:
+        self._event.set()
+
+    # -- queued by the mailboxes ---------------------------------------------
+
+    def attach(self, box: RedisMailbox) -> None:
+        old = self.boxes.get(box.name)
+        if old is not None and old is not box:
+            old.close()
+        self.boxes[box.name] = box
+        self.wake()
+
+    def detach(self, box: RedisMailbox) -> None:
+        if self.boxes.get(box.name) is box:
+            del self.boxes[box.name]
+
+    def put(
+        self, box: RedisMailbox, envelope: Envelope, data: bytes, done: asyncio.Future[None] | None
+    ) -> PutOp:
+        op = PutOp(box, envelope, data, done)
+        self.puts.append(op)
+        self.wake()
+        return op
+
+    def withdraw(self, op: PutOp) -> None:
+        if op.taken:
+            return
+        try:
+            self.puts.remove(op)
+        except ValueError:
+            return
+        op.mailbox.held.discard(op.envelope.id)
+        op.mailbox.forget(1)
+
+    def ack(self, box: RedisMailbox, envelope_id: int, sid: bytes) -> None:
+        self.acks.append((box.keys, sid, envelope_id))
+        self.wake()
+
+    def attempt(self, box: RedisMailbox, envelope_id: int, attempt: int) -> None:
+        self.attempts.append((box.keys, envelope_id, attempt))
+        self.wake()
+
+    async def flush(self) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.flushers.append(future)
+        self.wake()
+        await future
+
+    # -- the task ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            idle = not (self.puts or self.acks or self.attempts or self.letters or self.flushers)
+            if self.closing and idle:
+                return
+            if idle:
+                try:
+                    await asyncio.wait_for(self._event.wait(), self.poll)
+                except TimeoutError:
+                    for box in self.boxes.values():
+                        box.wanted = True  # other processes may have put
+            self._event.clear()
+            try:
+                await self._cycle()
+            except Exception as error:  # redis down (or a bug): fail flushers, back off, go on
+                self._fail(error)
+                if self.closing:  # give up what is queued: it stays unacked in redis
+                    self.acks.clear()
+                    self.attempts.clear()
+                    self.letters.clear()
+                    return
+                await asyncio.sleep(min(self.poll, 0.1))  # back off before retrying
+
+    def _fail(self, error: Exception) -> None:
+        failure = MailboxUnavailable(
+            f"redis (prefix {self.prefix})", "reach redis", str(error) or repr(error)
+        )
+        failure.__cause__ = error
+        flushers, self.flushers = self.flushers, []
+        for future in flushers:
+            _settle(future, failure)
+
+    async def _cycle(self) -> None:
+        flushers, self.flushers = self.flushers, []
+        await self._write()
+        await self._read()
+        if time.monotonic() - self._renewed > self.lease / 3:
+            await self._renew_and_claim()
+        for future in flushers:
+            _settle(future, None)
+
+    async def _write(self) -> None:
+        acks, self.acks = self.acks, []
+        attempts, self.attempts = self.attempts, []
+        letters, self.letters = self.letters, []
+        puts = list(self.puts)
+        self.puts.clear()
+        starting = [box for box in self.boxes.values() if not box.started]
+        if not (acks or attempts or letters or puts or starting):
+            return
+        for op in puts:
+            op.taken = True
+        group = self.group
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                by_stream: dict[Keys, list[tuple[bytes, int]]] = {}
+                for keys, sid, eid in acks:
+                    by_stream.setdefault(keys, []).append((sid, eid))
+                for keys, done in by_stream.items():  # one command of each kind per stream
+                    sids = [sid for sid, _ in done]
+                    pipe.xack(keys.stream, group, *sids)
+                    pipe.xdel(keys.stream, *sids)
+                    pipe.hdel(keys.attempts, *(str(eid) for _, eid in done))
+                    pipe.delete(*(keys.dedupe + str(eid) for _, eid in done))
+                for keys, eid, attempt in attempts:
+                    pipe.hset(keys.attempts, str(eid), attempt)
+                for letter in letters:
+                    pipe.xadd(self.dead_key, letter)
+                for box in starting:
+                    pipe.xgroup_create(box.keys.stream, group, id="0", mkstream=True)
+                for op in puts:
+                    box, envelope = op.mailbox, op.envelope
+                    pipe.eval(
+                        PUT,
+                        2,
+                        box.keys.stream,
+                        box.keys.dedupe + str(envelope.id),
+                        box.capacity,
+                        self._ttl_ms,
+                        encode_header(envelope),
+                        op.data,
+                    )
+                answers = await pipe.execute(raise_on_error=False)
+        except BaseException as error:
+            self.acks[:0] = acks
+            self.attempts[:0] = attempts
+            self.letters[:0] = letters
+            failure = MailboxUnavailable(f"redis (prefix {self.prefix})", "put", repr(error))
+            for op in puts:
+                self._refuse(op, failure)
+            raise
+        for op, answer in zip(puts, answers[len(answers) - len(puts) :], strict=True):
+            box = op.mailbox
+            if isinstance(answer, bytes):
+                box.wanted = True
+                _settle(op.done, None)
+            elif answer == 0:  # a duplicate: the stream has (or had) this envelope
+                self._refuse(op, None)
+            elif isinstance(answer, Exception):
+                failure = MailboxUnavailable(f"redis (prefix {self.prefix})", "put", str(answer))
+                failure.__cause__ = answer
+                self._refuse(op, failure)
+            else:
+                self._refuse(op, MailboxFull(box.name, box.capacity))
+        for box in starting:
+            await self._start(box)
+
+    def _refuse(self, op: PutOp, error: BaseException | None) -> None:
+        op.mailbox.held.discard(op.envelope.id)
+        op.mailbox.forget(1)
+        _settle(op.done, error)
+
+    async def _start(self, box: RedisMailbox) -> None:
+        """Read what this consumer left pending in the stream (a closed incarnation's)."""
+        after = b"0"
+        while not box.closed:
+            reply = await self.client.xreadgroup(
+                self.group, self.consumer, {box.keys.stream: after}, count=self.batch
+            )
+            entries = entries_by_stream(reply).get(box.keys.stream.encode(), [])
+            if not entries:
+                break
+            after = entries[-1][0]
+            await self._deliver(box, entries, None)
+        box.started = True
+        box.wanted = True
+
+    async def _read(self) -> None:
+        ready = [b for b in self.boxes.values() if b.started and b.wanted and b.room > 0]
+        if not ready:
+            return
+        streams: dict[Any, Any] = {box.keys.stream: ">" for box in ready}
+        reply = await self.client.xreadgroup(self.group, self.consumer, streams, count=self.batch)
+        got = entries_by_stream(reply)
+        for box in ready:
+            entries = got.get(box.keys.stream.encode(), [])
+            box.wanted = len(entries) >= self.batch
+            if entries:
+                await self._deliver(box, entries, {})
+
+    async def _deliver(
+        self,
+        box: RedisMailbox,
+        entries: list[tuple[bytes, dict[bytes, bytes] | None]],
+        attempts: dict[int, int] | None,
+        counts: dict[bytes, int] | None = None,
+    ) -> None:
+        """Decode entries into the buffer; ``attempts`` ``None``: look them up.
+
+        ``counts``: delivery counts of claimed entries, by entry id.
+        """
+        decoded: list[tuple[bytes, Envelope | None, Poison | None]] = []
+        for sid, fields in entries:
+            decoded.append((sid, *decode_entry(box.decoder, box.name, fields)))
+        if attempts is None:
+            ids = [str(e.id) for _, e, _ in decoded if e is not None]
+            values = await self.client.hmget(box.keys.attempts, ids) if ids else []
+            attempts = {int(i): int(v) for i, v in zip(ids, values, strict=True) if v is not None}
+        good: list[Envelope] = []
+        for sid, envelope, poison in decoded:
+            if envelope is not None and poison is None:
+                if box.adopt(envelope.id) or envelope.id not in box.sids:
+                    attempt = attempts.get(envelope.id, 1)
+                    if counts is not None:
+                        attempt = max(attempt, counts.get(sid, 1))
+                    envelope.attempt = attempt
+                    box.sids[envelope.id] = sid
+                    good.append(envelope)
+                continue
+            self._poison(box, sid, envelope, poison, fields_of(entries, sid))
+        box.arrive(good)
+
+    def _poison(
+        self,
+        box: RedisMailbox,
+        sid: bytes,
+        envelope: Envelope | None,
+        poison: Poison | None,
+        fields: dict[bytes, bytes] | None,
+    ) -> None:
+        """Send an undecodable entry to the dead-letter stream and drop it from the actor's."""
+        self.letters.append(dead_letter(box.name, sid, poison, fields))
+        eid = envelope.id if envelope is not None else -1
+        self.acks.append((box.keys, sid, eid))
+        if envelope is not None and envelope.id in box.held:
+            box.held.discard(envelope.id)
+            box.forget(1)
+        self.wake()
+
+    async def _renew_and_claim(self) -> None:
+        """Renew the leases of entries held here; claim entries idle past the lease elsewhere."""
+        self._renewed = time.monotonic()
+        idle_ms = int(self.lease * 1000)
+        for box in list(self.boxes.values()):
+            stream, group = box.keys.stream, self.group
+            if box.sids:
+                await self.client.xclaim(
+                    stream, group, self.consumer, 0, list(box.sids.values()), justid=True
+                )
+            if not box.started or box.room <= 0:
+                continue
+            pending = await self.client.xpending_range(
+                stream, group, "-", "+", box.room, idle=idle_ms
+            )
+            stale = [p for p in pending if p["consumer"] != self.consumer.encode()]
+            if not stale:
+                continue
+            counts = {p["message_id"]: int(p["times_delivered"]) + 1 for p in stale}
+            claimed = await self.client.xclaim(stream, group, self.consumer, idle_ms, list(counts))
+            entries = cast("list[tuple[bytes, dict[bytes, bytes] | None]]", claimed)
+            await self._deliver(box, entries, None, cast("dict[bytes, int]", counts))
