@@ -201,7 +201,15 @@ class Runtime:
                 tasks = set(self._tasks)
                 for task in tasks:
                     task.cancel()
-                await asyncio.wait(tasks)
+                _, stuck = await asyncio.wait(tasks, timeout=self.config.shutdown_timeout)
+                if stuck:
+                    # A handler that swallows cancellation: say so rather than hang.
+                    logger.bind(event="stuck_tasks").error(
+                        "greenroom: {n} task(s) ignored cancellation on exit: {names}",
+                        n=len(stuck),
+                        names=sorted(t.get_name() for t in stuck),
+                    )
+                    break
             for future in self._asks.values():
                 if not future.done():
                     future.set_exception(ActorStopped("runtime"))

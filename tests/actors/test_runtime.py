@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -273,3 +274,40 @@ def test_supervision_example_shows_a_restart_and_in_order_handling() -> None:
     assert "after 3 attempt(s)" in out
     assert "ada's orders handled in order across the restart: True" in out
     assert "dead | shop/orders/2: Order after 3 attempts" in out
+
+
+class Stubborn(gr.Actor):
+    """A handler that swallows cancellation (until the test lets it go): the bug
+    the runtime's exit must survive."""
+
+    let_go = False
+
+    @gr.handler
+    async def ping(self, msg: Ping) -> None:
+        import asyncio
+
+        while True:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                if Stubborn.let_go:
+                    raise
+
+
+@pytest.mark.anyio
+async def test_exit_is_bounded_even_when_a_handler_swallows_cancellation() -> None:
+    import asyncio
+
+    Stubborn.let_go = False
+    config = gr.RuntimeConfig(shutdown_timeout=0.2)
+    with anyio.fail_after(10):
+        async with gr.Runtime(config) as rt:
+            ref = await rt.spawn(gr.ChildSpec(actor=Stubborn, shutdown=0.05))
+            await ref.tell(Ping(n=1))
+            await anyio.lowlevel.checkpoint()
+    # the runtime gave up on the stubborn task instead of hanging; now end it
+    [task] = [t for t in asyncio.all_tasks() if t.get_name() == ref.name]
+    Stubborn.let_go = True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
