@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import msgspec
@@ -68,27 +67,3 @@ def backend(request: pytest.FixtureRequest) -> str:
 async def store(backend: str, tmp_path: Path) -> AsyncIterator[Store]:
     async with make_factory(backend, tmp_path)() as opened:
         yield opened
-
-
-@pytest.fixture(autouse=True)
-def _fresh_store_on_redis(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Route a test module's ``fresh_store(backend)`` (the properties) to Redis for "redis".
-
-    Those tests build one store per hypothesis example through that helper,
-    which knows memory and sqlite only.
-    """
-    original = getattr(request.module, "fresh_store", None)
-    if original is None:
-        return
-
-    @asynccontextmanager
-    async def fresh_store(backend: str) -> AsyncIterator[Store]:
-        if backend != "redis":
-            async with original(backend) as store:
-                yield store
-            return
-        with tempfile.TemporaryDirectory() as directory:
-            async with make_factory(backend, Path(directory))() as store:
-                yield store
-
-    monkeypatch.setattr(request.module, "fresh_store", fresh_store)

@@ -14,16 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from greenroom.store import (
-    MemoryStore,
     ReadEntry,
-    SqliteStore,
     StateChanged,
     Store,
     VersionConflict,
     Versioned,
     WatchGap,
 )
-from tests.store.conftest import COUNTERS
+from tests.store.conftest import COUNTERS, make_factory
 
 pytestmark = pytest.mark.anyio
 
@@ -37,14 +35,10 @@ KEYS = st.sampled_from(["a", "b", "c"])
 
 @asynccontextmanager
 async def fresh_store(backend: str) -> AsyncIterator[Store]:
-    """A new, empty store for one hypothesis example."""
-    if backend == "memory":
-        async with MemoryStore() as memory:
-            yield memory
-        return
+    """A new, empty store of ``backend`` for one hypothesis example."""
     with tempfile.TemporaryDirectory() as directory:
-        async with SqliteStore(Path(directory) / "p.db") as sqlite:
-            yield sqlite
+        async with make_factory(backend, Path(directory))() as store:
+            yield store
 
 
 @PROPERTY
