@@ -14,6 +14,9 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         ask_timeout: the timeout of an ``ask`` that gives none (default 5.0).
+        start_timeout: the most ``spawn`` / ``ctx.spawn`` wait for the new
+            actor's supervisor to start it, ``on_start`` included (default
+            30.0); past it they raise :class:`AskTimeout`.
         max_message_bytes: the largest message, msgpack-encoded (default
             1 MiB); ``None`` means no limit and skips the encoding check.
         encode_messages: a debug setting: encode and decode every message
@@ -31,6 +34,7 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     ask_timeout: float = 5.0
+    start_timeout: float = 30.0
     max_message_bytes: int | None = 1_048_576
     encode_messages: bool = False
     idle_release: float = 5.0
@@ -41,7 +45,13 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
     default_mailbox: str = "memory"
 
     def __post_init__(self) -> None:
-        for field in ("ask_timeout", "idle_release", "shutdown_timeout", "root_within"):
+        for field in (
+            "ask_timeout",
+            "start_timeout",
+            "idle_release",
+            "shutdown_timeout",
+            "root_within",
+        ):
             value = getattr(self, field)
             if not isinstance(value, int | float) or value <= 0:
                 raise InvalidSpec(f"RuntimeConfig.{field} must be a number > 0, got {value!r}")

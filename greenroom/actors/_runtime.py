@@ -163,6 +163,7 @@ class Runtime:
             Supervisor,
             MemoryMailbox(16, label="root"),
             parent=None,
+            shutdown=self.config.shutdown_timeout,
         )
         root.ref = SupervisorRef(root)
         root.kind = self.config.default_mailbox
@@ -357,7 +358,7 @@ class Runtime:
 
     async def _start_child(self, supervisor: Cell, spec: Spec) -> ActorRef:
         ref: ActorRef = await self._call_supervisor(
-            supervisor, lambda sup: sup.start_child(spec), self.config.ask_timeout
+            supervisor, lambda sup: sup.start_child(spec), self.config.start_timeout
         )
         return ref
 

@@ -311,3 +311,29 @@ async def test_exit_is_bounded_even_when_a_handler_swallows_cancellation() -> No
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+class SlowStart(gr.Actor):
+    def __init__(self, gate: anyio.Event) -> None:
+        self.gate = gate
+
+    async def on_start(self) -> None:
+        await self.gate.wait()
+
+    @gr.handler
+    async def ping(self, msg: Ping) -> int:
+        return msg.n
+
+
+@pytest.mark.anyio
+async def test_spawn_waits_for_on_start_up_to_the_start_timeout_not_the_ask_timeout() -> None:
+    import asyncio
+
+    config = gr.RuntimeConfig(ask_timeout=0.05, start_timeout=0.3, shutdown_timeout=0.5)
+    async with gr.Runtime(config) as rt:
+        slow = anyio.Event()
+        asyncio.get_running_loop().call_later(0.1, slow.set)  # on_start takes ~0.1 s
+        ref = await rt.spawn(SlowStart, name="slow", args=(slow,))  # > ask_timeout: fine
+        assert await ref.ask(Ping(n=3)) == 3
+        with pytest.raises(gr.AskTimeout):
+            await rt.spawn(SlowStart, name="stuck", args=(anyio.Event(),))
