@@ -11,7 +11,6 @@ the XACK + XDEL is sent. See :mod:`greenroom.mailbox._redis_mailboxes`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 from greenroom._errors import MailboxClosed, MailboxFull, MessageTooLarge
 from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._protocol import MailboxStatistics
+from greenroom.mailbox._senders import WaitingSenders
 from greenroom.mailbox._sqlite_rows import BodyDecoder, encode_body
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class RedisMailbox:
         self._out: dict[int, Envelope] = {}  # handed out, not yet acked
         self.held: set[int] = set()  # ids queued, buffered or handed out
         self.sids: dict[int, bytes] = {}  # envelope id -> stream entry id
-        self._putters: deque[asyncio.Future[None]] = deque()
+        self._putters = WaitingSenders(lambda: self._count < self.capacity)
         self._listener: Callable[[], None] | None = None
         self._closed = False
         self._count = 0
@@ -178,27 +178,12 @@ class RedisMailbox:
             raise
 
     async def _wait_for_room(self) -> None:
-        waiter: asyncio.Future[None] = self._loop.create_future()
-        self._putters.append(waiter)
-        try:
-            await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self._wake_putter()
-            else:
-                with contextlib.suppress(ValueError):
-                    self._putters.remove(waiter)
-            raise
+        await self._putters.wait()
         if self._closed:
             raise MailboxClosed(self.name)
 
     def _wake_putter(self) -> None:
-        putters = self._putters
-        while putters and self._count < self.capacity:
-            waiter = putters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        self._putters.wake()
 
     # -- taking -----------------------------------------------------------
 
@@ -248,10 +233,7 @@ class RedisMailbox:
             return []
         self._closed = True
         error = MailboxClosed(self.name)
-        for waiter in self._putters:
-            if not waiter.done():
-                waiter.set_exception(error)
-        self._putters.clear()
+        self._putters.fail(error)
         for envelope in self._out.values():
             self.pump.attempt(self, envelope.id, envelope.attempt + 1)
         self._out.clear()

@@ -13,7 +13,6 @@ incarnation, a redrive) the mailbox fetches the oldest free rows in pages.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING
 from greenroom._errors import MailboxClosed, MailboxFull, MessageTooLarge
 from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._protocol import MailboxStatistics
+from greenroom.mailbox._senders import WaitingSenders
 from greenroom.mailbox._sqlite_rows import BodyDecoder, encode_body
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class SqliteMailbox:
         self._buffer: deque[Envelope] = deque()
         self._out: dict[int, Envelope] = {}  # handed out, not yet acked
         self._held: set[int] = set()  # ids queued, buffered or handed out
-        self._putters: deque[asyncio.Future[None]] = deque()
+        self._putters = WaitingSenders(lambda: self._slot.count < self.capacity)
         self._listener: Callable[[], None] | None = None
         self._closed = False
         self._fetching = False
@@ -194,27 +194,12 @@ class SqliteMailbox:
             raise
 
     async def _wait_for_room(self) -> None:
-        waiter: asyncio.Future[None] = self._loop.create_future()
-        self._putters.append(waiter)
-        try:
-            await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self._wake_putter()  # we were let in but leave: let the next one in
-            else:
-                with contextlib.suppress(ValueError):
-                    self._putters.remove(waiter)
-            raise
+        await self._putters.wait()
         if self._closed:
             raise MailboxClosed(self.name)
 
     def _wake_putter(self) -> None:
-        putters = self._putters
-        while putters and self._slot.count < self.capacity:
-            waiter = putters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        self._putters.wake()
 
     # -- taking -----------------------------------------------------------
 
@@ -273,10 +258,7 @@ class SqliteMailbox:
             return []
         self._closed = True
         error = MailboxClosed(self.name)
-        for waiter in self._putters:
-            if not waiter.done():
-                waiter.set_exception(error)
-        self._putters.clear()
+        self._putters.fail(error)
         releases = [(1, envelope.id) for envelope in self._out.values()]
         releases += [(0, envelope.id) for envelope in self._buffer]
         self._out.clear()
