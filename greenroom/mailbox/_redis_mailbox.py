@@ -182,9 +182,6 @@ class RedisMailbox:
         if self._closed:
             raise MailboxClosed(self.name)
 
-    def _wake_putter(self) -> None:
-        self._putters.wake()
-
     # -- taking -----------------------------------------------------------
 
     def get_nowait(self) -> Envelope | None:
@@ -265,7 +262,7 @@ class RedisMailbox:
         """``count`` messages left (acked, deduped, refused, dead-lettered)."""
         self._count -= count
         if self._putters:
-            self._wake_putter()
+            self._putters.wake()
 
     def arrive(self, envelopes: list[Envelope]) -> None:
         """Entries read from the stream, in stream order."""

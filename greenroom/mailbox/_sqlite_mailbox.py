@@ -198,9 +198,6 @@ class SqliteMailbox:
         if self._closed:
             raise MailboxClosed(self.name)
 
-    def _wake_putter(self) -> None:
-        self._putters.wake()
-
     # -- taking -----------------------------------------------------------
 
     def get_nowait(self) -> Envelope | None:
@@ -229,7 +226,7 @@ class SqliteMailbox:
         writer.acks.append((envelope.id,))
         writer.wake()
         if self._putters:
-            self._wake_putter()
+            self._putters.wake()
 
     def requeue(self, envelope: Envelope) -> None:
         """Put a handed-out message back at the head (a retry); its ``attempt`` is saved."""
@@ -325,13 +322,13 @@ class SqliteMailbox:
         self._held.discard(envelope.id)
         self._slot.count -= 1
         if self._putters:
-            self._wake_putter()
+            self._putters.wake()
 
     def _shed(self, count: int) -> None:
         """``count`` rows of this actor left the database (poison, dead-lettered)."""
         self._slot.count -= count
         if self._putters:
-            self._wake_putter()
+            self._putters.wake()
 
     def _hold(self, envelope_id: int) -> None:
         self._held.add(envelope_id)

@@ -266,7 +266,7 @@ class Writer:
         for box, _ in poisoned:
             box._slot.count -= 1
             if box._putters:
-                box._wake_putter()
+                box._putters.wake()
         return True
 
     async def _which_inserted(

@@ -67,13 +67,19 @@ async def hang(request: Request, writer: asyncio.StreamWriter) -> None:
     await asyncio.Event().wait()
 
 
-async def drip(request: Request, writer: asyncio.StreamWriter) -> None:
-    """Headers at once, then one byte of body every 50 ms, forever."""
-    writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
-    while True:
-        writer.write(b"x")
-        await writer.drain()
-        await asyncio.sleep(0.05)  # the server's pace, not a test synchronisation
+def drip(until: asyncio.Event) -> Route:
+    """Headers at once, then one byte of body every 50 ms until ``until`` is set."""
+
+    async def route(request: Request, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+        while not until.is_set():
+            writer.write(b"x")
+            await writer.drain()
+            # The gap between two bytes: wait for the server to close, at most 50 ms.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(until.wait(), 0.05)
+
+    return route
 
 
 class LocalServer:
@@ -85,6 +91,7 @@ class LocalServer:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.closing = asyncio.Event()  # set when the server closes: dripping routes stop
 
     @property
     def host(self) -> str:
@@ -100,6 +107,7 @@ class LocalServer:
 
     async def aclose(self) -> None:
         assert self._server is not None
+        self.closing.set()
         self._server.close()
         for task in list(self._tasks):
             task.cancel()

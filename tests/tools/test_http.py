@@ -172,7 +172,7 @@ async def test_a_server_that_never_answers_hits_the_read_timeout(server: LocalSe
 
 
 async def test_a_slow_drip_hits_the_total_deadline(server: LocalServer) -> None:
-    server.routes["/drip"] = drip
+    server.routes["/drip"] = drip(server.closing)
     timeouts = HttpTimeouts(read=5.0, total=0.3)
     async with client(server, timeouts=timeouts, max_response_bytes=10**9) as http:
         with pytest.raises(HttpTimeout) as info:
