@@ -6,41 +6,55 @@ module:attr``: a decider run against the recorded decision steps, compared
 (see :mod:`greenroom.testing`).
 
 ``greenroom dlq``: inspect and repair the dead letters of a durable mailbox
-database (``SqliteMailboxes``)::
+database (``SqliteMailboxes``, ``--db PATH``) or of the dead-letter stream
+``<prefix>dead`` of ``RedisMailboxes`` (``--redis URL [--prefix P]``, the
+prefix ``greenroom:`` by default)::
 
-    greenroom dlq list    --db PATH [--actor A] [--reason R] [--error-type T]
-                                    [--since WHEN] [--until WHEN] [--limit N] [--json]
-    greenroom dlq show    --db PATH ID [--json]
-    greenroom dlq redrive --db PATH (ID... | --all [filters])
-    greenroom dlq purge   --db PATH (ID... | --all [filters])
+    greenroom dlq list    SOURCE [--actor A] [--reason R] [--error-type T]
+                                 [--since WHEN] [--until WHEN] [--limit N] [--json]
+    greenroom dlq show    SOURCE ID [--json]
+    greenroom dlq redrive SOURCE (ID... | --all [filters])
+    greenroom dlq purge   SOURCE (ID... | --all [filters])
+
+    SOURCE: --db PATH | --redis URL [--prefix P]
+
+A letter's ``ID`` is its number in the database, or its entry id in the
+Redis stream (``1700000000000-0``), as ``list`` shows it.
 
 ``WHEN`` is seconds since the epoch, an ISO 8601 time (``2025-01-31T12:00``,
 local time unless it names its zone) or an age (``90s``, ``15m``, ``2h``,
 ``7d`` ago). ``redrive`` puts each letter's envelope back into its actor's
 mailbox, keeping its envelope id and trace id; a running process that owns
-the database delivers it within its poll interval, or the next one to open
-it does.
+the database (or reads the actor's stream) delivers it within its poll
+interval, or the next one to open it does.
 
 Exit status: 0 done; 1 a letter named by its number does not exist
 (the others were still handled); 2 bad input (an unknown option, a missing
-or foreign database, a bad time); 3 the database failed.
+or foreign database, a bad time or id); 3 the database or Redis failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anyio
 import msgspec
 
 from greenroom._errors import UsageError
-from greenroom.mailbox import DeadLetterRecord, MailboxUnavailable, SqliteDeadLetters
+from greenroom.mailbox import (
+    DeadLetterRecord,
+    MailboxUnavailable,
+    RedisDeadLetterRecord,
+    RedisDeadLetters,
+    SqliteDeadLetters,
+)
 from greenroom.testing._eval import add_eval_commands
 from greenroom.trace._cli import add_trace_commands
 
@@ -78,11 +92,20 @@ def parse_when(text: str, *, now: float | None = None) -> float:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="greenroom", description="greenroom's command line.")
     commands = parser.add_subparsers(dest="command", required=True)
-    dlq = commands.add_parser("dlq", help="inspect and redrive dead letters of a mailbox database")
+    dlq = commands.add_parser(
+        "dlq", help="inspect and redrive dead letters of a mailbox database or of Redis"
+    )
     actions = dlq.add_subparsers(dest="action", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--db", required=True, help="the mailbox database (an sqlite file)")
+        source = sub.add_mutually_exclusive_group(required=True)
+        source.add_argument("--db", help="the mailbox database (an sqlite file)")
+        source.add_argument("--redis", metavar="URL", help="the Redis of RedisMailboxes")
+        sub.add_argument(
+            "--prefix",
+            default=None,
+            help="with --redis: the mailboxes' key prefix (default greenroom:)",
+        )
 
     def filters(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--actor", help="only letters for this actor")
@@ -99,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
 
     show = actions.add_parser("show", help="show one dead letter in full")
     common(show)
-    show.add_argument("id", type=int, help="the letter's number (from list)")
+    show.add_argument("id", help="the letter's number or entry id (from list)")
     show.add_argument("--json", action="store_true", help="as one JSON object")
 
     for name, text in (
@@ -108,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sub = actions.add_parser(name, help=text)
         common(sub)
-        sub.add_argument("ids", type=int, nargs="*", metavar="ID", help="letter numbers")
+        sub.add_argument("ids", nargs="*", metavar="ID", help="letter numbers or entry ids")
         sub.add_argument("--all", action="store_true", help="every letter that matches filters")
         filters(sub)
     add_trace_commands(commands)
@@ -147,6 +170,40 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _ids(args: argparse.Namespace, texts: Sequence[str]) -> list[Any]:
+    """Letter ids as the source names them: numbers in a database, entry ids in Redis."""
+    if args.redis is not None:
+        return list(texts)  # checked by RedisDeadLetters
+    numbers: list[Any] = []
+    for text in texts:
+        try:
+            numbers.append(int(text))
+        except ValueError:
+            raise _BadInput(
+                f"a dead letter in a database is named by its number (from list), got {text!r}"
+            ) from None
+    return numbers
+
+
+@contextlib.asynccontextmanager
+async def _letters(args: argparse.Namespace) -> AsyncIterator[Any]:
+    """The dead letters of the source named (both kinds answer the same calls)."""
+    if args.redis is None:
+        if args.prefix is not None:
+            raise _BadInput("--prefix goes with --redis, not with --db")
+        async with SqliteDeadLetters.open(args.db) as letters:
+            yield letters
+        return
+    async with RedisDeadLetters(args.redis, prefix=args.prefix or "greenroom:") as letters:
+        yield letters
+
+
+def _source(args: argparse.Namespace) -> str:
+    if args.redis is None:
+        return str(args.db)
+    return f"{args.redis} (prefix {args.prefix or 'greenroom:'})"
+
+
 async def _dlq(args: argparse.Namespace) -> int:
     if args.action in ("redrive", "purge"):
         if args.ids and args.all:
@@ -155,26 +212,32 @@ async def _dlq(args: argparse.Namespace) -> int:
             raise _BadInput(f"{args.action}: give letter numbers, or --all (with filters)")
         if args.ids and any(v is not None for v in _filters(args).values()):
             raise _BadInput(f"{args.action}: filters go with --all, not with letter numbers")
-    async with SqliteDeadLetters.open(args.db) as letters:
+    if args.action == "list" and args.limit is not None and args.limit < 0:
+        raise _BadInput("--limit must be >= 0")
+    async with _letters(args) as letters:
         if args.action == "list":
-            if args.limit is not None and args.limit < 0:
-                raise _BadInput("--limit must be >= 0")
             records = await letters.query(**_filters(args), limit=args.limit)
             _print_list(records, as_json=args.json)
             return EXIT_OK
         if args.action == "show":
-            record = await letters.get(args.id)
+            [letter_id] = _ids(args, [args.id])
+            record = await letters.get(letter_id)
             if record is None:
-                print(f"greenroom: no dead letter #{args.id} in {args.db}", file=sys.stderr)
+                print(f"greenroom: no dead letter #{args.id} in {_source(args)}", file=sys.stderr)
                 return EXIT_NOT_FOUND
             _print_one(record, as_json=args.json)
             return EXIT_OK
-        ids = list(args.ids) or [r.id for r in await letters.query(**_filters(args))]
+        ids = _ids(args, args.ids) or [r.id for r in await letters.query(**_filters(args))]
         if args.action == "redrive":
             outcomes = await letters.redrive(ids)
             missing = [o.id for o in outcomes if o.status == "not_found"]
             for outcome in outcomes:
-                if outcome.status != "not_found":
+                if outcome.status == "unreadable":
+                    print(
+                        f"#{outcome.id} left: its header cannot be read, so it cannot be "
+                        "redriven (purge it)"
+                    )
+                elif outcome.status != "not_found":
                     print(
                         f"#{outcome.id} {outcome.status.replace('_', ' ')}: envelope "
                         f"{outcome.envelope_id:016x} to {outcome.actor}"
@@ -187,7 +250,7 @@ async def _dlq(args: argparse.Namespace) -> int:
             print(f"purged {count} letter(s)")
         if missing:
             numbers = ", ".join(f"#{i}" for i in missing)
-            print(f"greenroom: no dead letter {numbers} in {args.db}", file=sys.stderr)
+            print(f"greenroom: no dead letter {numbers} in {_source(args)}", file=sys.stderr)
             return EXIT_NOT_FOUND
         return EXIT_OK
 
@@ -196,7 +259,7 @@ def _when(at: float) -> str:
     return dt.datetime.fromtimestamp(at).isoformat(sep=" ", timespec="seconds")
 
 
-def _plain(record: DeadLetterRecord) -> dict[str, Any]:
+def _plain(record: DeadLetterRecord | RedisDeadLetterRecord) -> dict[str, Any]:
     letter = record.letter
     envelope = letter.envelope
     body = envelope.body
@@ -218,7 +281,9 @@ def _plain(record: DeadLetterRecord) -> dict[str, Any]:
     }
 
 
-def _print_list(records: list[DeadLetterRecord], *, as_json: bool) -> None:
+def _print_list(
+    records: Sequence[DeadLetterRecord | RedisDeadLetterRecord], *, as_json: bool
+) -> None:
     if as_json:
         for record in records:
             print(msgspec.json.encode(_plain(record)).decode())
@@ -238,7 +303,7 @@ def _print_list(records: list[DeadLetterRecord], *, as_json: bool) -> None:
     print(f"{len(records)} letter(s)")
 
 
-def _print_one(record: DeadLetterRecord, *, as_json: bool) -> None:
+def _print_one(record: DeadLetterRecord | RedisDeadLetterRecord, *, as_json: bool) -> None:
     plain = _plain(record)
     if as_json:
         print(msgspec.json.encode(plain).decode())

@@ -64,7 +64,10 @@ from greenroom.mailbox import (
 )
 from greenroom.trace import Tracer, current_span, format_id, new_id
 
-__all__ = ["Runtime", "as_spec"]
+__all__ = ["RemoteReplies", "Runtime", "as_spec"]
+
+RemoteReplies = Callable[[Envelope, object, BaseException | None], None]
+"""Where a runtime sends the replies of asks made in another process."""
 
 _encoder = msgspec.msgpack.Encoder()
 
@@ -136,6 +139,7 @@ class Runtime:
         self._idle: dict[Cell, int] = {}
         self._sweeps = 0
         self._late_replies = 0
+        self._remote_replies: RemoteReplies | None = None
         self._dead_letter_total = 0
         self._root: Cell | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -356,6 +360,30 @@ class Runtime:
             raise ActorStopped(name)
         return cell.ref
 
+    async def stop(self, name: str) -> None:
+        """Stop the actor (or supervisor, or pool) that :meth:`spawn` started as ``name``.
+
+        It stops within its shutdown time, as its supervisor would stop it,
+        and is forgotten: it is not restarted, and the name is free again.
+
+        Raises:
+            ActorStopped: no actor of that name was spawned under the root
+                (a child of another supervisor is stopped through that one).
+        """
+        root = self._root
+        if root is None or root.state is State.STOPPED:
+            raise ActorStopped(name)
+
+        async def stop_child(sup: Any) -> None:
+            await sup.terminate_child(name)
+            if name in sup.children:  # a temporary child is forgotten already
+                await sup.delete_child(name)
+
+        try:
+            await self._call_supervisor(root, stop_child, self.config.shutdown_timeout)
+        except InvalidSpec as error:  # no such child
+            raise ActorStopped(name) from error
+
     async def _start_child(self, supervisor: Cell, spec: Spec) -> ActorRef:
         ref: ActorRef = await self._call_supervisor(
             supervisor, lambda sup: sup.start_child(spec), self.config.start_timeout
@@ -545,19 +573,37 @@ class Runtime:
         self._dead_letter(envelope, cell.name, "actor_stopped", ErrorInfo.from_exception(stopped))
         return stopped
 
+    def route_remote_replies(self, sink: RemoteReplies | None) -> None:
+        """Send the replies of asks made in other processes to ``sink``.
+
+        An ask whose envelope names another node in ``reply_to`` (one that
+        came through a mailbox shared between processes) has no waiter
+        here; ``sink(envelope, result, error)`` carries its reply back
+        (``error`` is ``None`` on success). Without a sink, such replies are
+        counted as late and dropped. ``None`` removes the sink.
+        """
+        self._remote_replies = sink
+
     def _reply(self, envelope: Envelope, result: object) -> None:
         future = self._asks.pop(envelope.correlation_id, None)  # type: ignore[arg-type]
         if future is None or future.done():
-            self._late_replies += 1
+            self._miss(envelope, result, None)
             return
         future.set_result(result)
 
     def _reply_error(self, envelope: Envelope, error: BaseException) -> None:
         future = self._asks.pop(envelope.correlation_id, None)  # type: ignore[arg-type]
         if future is None or future.done():
-            self._late_replies += 1
+            self._miss(envelope, None, error)
             return
         future.set_exception(error)
+
+    def _miss(self, envelope: Envelope, result: object, error: BaseException | None) -> None:
+        sink = self._remote_replies
+        if sink is not None and envelope.reply_to not in (None, self.node):
+            sink(envelope, result, error)
+            return
+        self._late_replies += 1
 
     def _unknown_message(self, cell: Cell, envelope: Envelope) -> None:
         cell.mailbox.ack(envelope)

@@ -1,4 +1,4 @@
-"""Envelopes, the Mailbox protocol, the memory and sqlite mailboxes, and dead letters."""
+"""Envelopes, the Mailbox protocol, the memory, sqlite and Redis mailboxes, and dead letters."""
 
 from greenroom.mailbox._config import MailboxConfig, Overflow
 from greenroom.mailbox._deadletter import (
@@ -12,6 +12,11 @@ from greenroom.mailbox._errors import MailboxUnavailable, UndecodableMessage
 from greenroom.mailbox._memory import MemoryMailbox, MemoryMailboxes
 from greenroom.mailbox._message import Message, check_message
 from greenroom.mailbox._protocol import Mailbox, MailboxFactory, MailboxStatistics
+from greenroom.mailbox._redis_admin import (
+    RedisDeadLetterRecord,
+    RedisDeadLetters,
+    RedisRedriveOutcome,
+)
 from greenroom.mailbox._redis_mailbox import RedisMailbox
 from greenroom.mailbox._redis_mailbox_factory import RedisMailboxes
 from greenroom.mailbox._sqlite import SqliteMailboxes, SqliteMailboxesStatistics
@@ -35,8 +40,11 @@ __all__ = [
     "MemoryMailboxes",
     "Message",
     "Overflow",
+    "RedisDeadLetterRecord",
+    "RedisDeadLetters",
     "RedisMailbox",
     "RedisMailboxes",
+    "RedisRedriveOutcome",
     "RedriveOutcome",
     "SqliteDeadLetters",
     "SqliteMailbox",

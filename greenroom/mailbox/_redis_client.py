@@ -28,18 +28,38 @@ def redis_error() -> type[redis.exceptions.RedisError]:
     return redis.exceptions.RedisError
 
 
+SOCKET_TIMEOUT = 5.0  # seconds a connect, or a command's reply, may take
+CONNECT_TIMEOUT = 5.0
+
+
 def connect(client_or_url: redis.asyncio.Redis | str) -> tuple[redis.asyncio.Redis, bool]:
     """A client for ``client_or_url`` and whether the caller owns (and closes) it.
 
-    A client given must answer bytes (``decode_responses=False``, the default).
+    A client made from a URL has finite socket timeouts (``SOCKET_TIMEOUT``,
+    ``CONNECT_TIMEOUT``; redis-py 5 waits forever by default), so a server
+    that stops answering becomes an error rather than a hang; and it does
+    not retry a failed command itself: the callers translate the failure
+    at once (the mailbox pump retries with its own backoff), and a script
+    cut off after the server ran it is not run twice.
+
+    A client given is used as configured; it must answer bytes
+    (``decode_responses=False``, the default).
     """
     _require()
     import redis.asyncio
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
 
     from greenroom._errors import UsageError
 
     if isinstance(client_or_url, str):
-        return redis.asyncio.Redis.from_url(client_or_url), True
+        client = redis.asyncio.Redis.from_url(
+            client_or_url,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+        )
+        return client, True
     if not isinstance(client_or_url, redis.asyncio.Redis):
         raise UsageError(
             f"expected a redis URL or a redis.asyncio.Redis, got {type(client_or_url).__name__}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import msgspec
 
@@ -17,6 +17,7 @@ __all__ = [
     "Keys",
     "dead_letter",
     "decode_entry",
+    "decode_header",
     "encode_header",
     "entries_by_stream",
     "fields_of",
@@ -58,6 +59,12 @@ def encode_header(envelope: Envelope) -> bytes:
             envelope.deadline,
         )
     )
+
+
+def decode_header(data: bytes) -> _Header:
+    """What :func:`encode_header` wrote: id, sender, reply_to, correlation_id, trace_id,
+    parent_span_id, created_at, deadline. Raises ``msgspec.MsgspecError`` if it cannot."""
+    return cast("_Header", _decode_header(data))
 
 
 def decode_entry(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
@@ -12,11 +13,13 @@ import anyio.abc
 
 from greenroom._errors import MailboxClosed, UsageError
 from greenroom.mailbox._config import MailboxConfig
-from greenroom.mailbox._errors import MailboxUnavailable
+from greenroom.mailbox._envelope import Envelope
+from greenroom.mailbox._errors import MailboxUnavailable, UndecodableMessage
 from greenroom.mailbox._redis_client import connect, redis_error
 from greenroom.mailbox._redis_mailbox import RedisMailbox
 from greenroom.mailbox._redis_mailboxes import Pump
-from greenroom.mailbox._sqlite_rows import BodyDecoder
+from greenroom.mailbox._redis_outbox import Outbox, claim_pending
+from greenroom.mailbox._sqlite_rows import BodyDecoder, Poison
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -79,11 +82,40 @@ class RedisMailboxes:
             poll=poll,
         )
         self._decoders: dict[tuple[type, ...], BodyDecoder] = {}
+        self._outboxes: dict[tuple[str, int], Outbox] = {}
         self._state = "new"
         self._task_group: anyio.abc.TaskGroup | None = None
 
     def __repr__(self) -> str:
         return f"<RedisMailboxes {self.prefix!r} {self._state}>"
+
+    def on_rejected(self, hook: Callable[[Envelope, BaseException], None] | None) -> None:
+        """Call ``hook(envelope, error)`` for an ask whose entry cannot be delivered.
+
+        Such an entry (an unknown message type, a body that does not decode)
+        goes to the dead-letter stream; the hook lets whoever routes replies
+        fail the waiting caller at once with ``error``
+        (:class:`UnknownMessage` or :class:`UndecodableMessage`).
+        """
+        if hook is None:
+            self._pump.rejected = None
+            return
+
+        def rejected(envelope: Envelope, poison: Poison | None) -> None:
+            error: BaseException
+            if poison is not None and poison.cause is not None:
+                error = poison.cause
+            else:
+                detail = poison.error.message if poison is not None else "it cannot be decoded"
+                error = UndecodableMessage(envelope.recipient, detail)
+            hook(envelope, error)
+
+        self._pump.rejected = rejected
+
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        """The Redis client (for other Redis-backed parts of the same process)."""
+        return self._client
 
     @property
     def dead_key(self) -> str:
@@ -173,3 +205,49 @@ class RedisMailboxes:
         if decoder is None:
             decoder = self._decoders[message_types] = BodyDecoder(message_types, self._max_bytes)
         return RedisMailbox(name, config.capacity, self._pump, decoder, self._max_bytes)
+
+    async def post(self, envelope: Envelope, *, capacity: int = 1024) -> None:
+        """Append ``envelope`` to its recipient's stream without consuming that stream.
+
+        The send-only path: whichever process hosts ``envelope.recipient``
+        (this one or another) reads it. Returns once Redis has the entry;
+        an envelope id already unacked in the stream is not added twice.
+        ``capacity`` is the stream's bound, checked on the server.
+
+        Raises:
+            MailboxClosed: the factory is not open.
+            MailboxFull: the stream holds ``capacity`` entries.
+            MailboxUnavailable: Redis failed the write.
+            InvalidMessage, MessageTooLarge: the body cannot be encoded or is too large.
+        """
+        if self._state != "open":
+            raise MailboxClosed(envelope.recipient)
+        if capacity < 1:
+            raise UsageError(f"post: capacity must be >= 1, not {capacity}")
+        outbox = self._outboxes.get((envelope.recipient, capacity))
+        if outbox is None:
+            outbox = Outbox(envelope.recipient, capacity, self._pump, self._max_bytes)
+            self._outboxes[(envelope.recipient, capacity)] = outbox
+        await outbox.post(envelope)
+
+    async def claim(self, name: str) -> int:
+        """Make every pending entry of ``name``'s stream this process's own; returns how many.
+
+        For taking over an actor whose previous host stopped or died: call
+        it before :meth:`create`, and the new mailbox delivers the claimed
+        entries first, in stream order, then new ones. Entries another live
+        consumer still works on are taken from it too, so call it only when
+        the caller knows it is the actor's one host (a partition lease).
+
+        Raises:
+            MailboxClosed: the factory is not open.
+            MailboxUnavailable: Redis failed.
+        """
+        if self._state != "open":
+            raise MailboxClosed(name)
+        try:
+            return await claim_pending(self._pump, name)
+        except redis_error() as error:
+            raise MailboxUnavailable(
+                f"redis (prefix {self.prefix})", "claim", str(error) or repr(error)
+            ) from error

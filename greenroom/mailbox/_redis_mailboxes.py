@@ -9,14 +9,33 @@ entries of all their streams in one XREADGROUP. Every ``lease / 3`` seconds
 it renews the leases of the entries it holds (XCLAIM JUSTID) and claims
 entries other consumers left idle longer than ``lease`` (XPENDING + XCLAIM,
 ``attempt`` = the entry's delivery count).
+
+When Redis fails (the connection is lost, the server restarts), the pump
+is in an *outage* until a PING and a whole cycle succeed again: it retries
+with exponential backoff (50 ms doubling to 2 s, reset on success), logs
+one warning when the outage starts and one info when it ends. Meanwhile
+awaited puts fail at once with :class:`MailboxUnavailable` (never wait
+for the next retry) and a flush fails with the next retry; fire-and-forget
+puts (``offer``), acks, saved attempts and dead letters stay queued (the
+puts bounded by each mailbox's capacity) and are written when Redis
+answers again. The mailboxes' buffered messages are still handed out.
+Closing in an outage tries once more, then drops what is queued (logged;
+the entries concerned stay unacked, so are delivered again). On recovery every
+mailbox reads its own pending entries again, so entries whose XREADGROUP
+reply was lost with the connection are delivered, and a consumer group
+lost with the server's data is created again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
+
+from loguru import logger
 
 from greenroom._errors import MailboxFull
 from greenroom.mailbox._envelope import Envelope
@@ -30,6 +49,7 @@ from greenroom.mailbox._redis_mailbox_entries import (
     entries_by_stream,
     fields_of,
 )
+from greenroom.mailbox._redis_outage import Outage
 from greenroom.mailbox._sqlite_rows import Poison
 
 if TYPE_CHECKING:
@@ -97,6 +117,8 @@ class Pump:
         self.letters: list[dict[Any, Any]] = []
         self.flushers: list[asyncio.Future[None]] = []
         self.closing = False
+        self.rejected: Callable[[Envelope, Poison | None], None] | None = None
+        self.outage = Outage(prefix)
         self._event = asyncio.Event()
         self._renewed = time.monotonic()
         self.dead_key = f"{prefix}dead"
@@ -125,6 +147,14 @@ class Pump:
         self, box: RedisMailbox, envelope: Envelope, data: bytes, done: asyncio.Future[None] | None
     ) -> PutOp:
         op = PutOp(box, envelope, data, done)
+        if done is not None and self.outage.down:
+            # Fail an awaited put at once rather than after the next retry (up
+            # to BACKOFF_CAP away); fire-and-forget ones are kept for recovery.
+            # Settled on the next loop turn, so the caller's ``await`` still
+            # yields: a retry loop around put cannot starve the pump.
+            self._refuse(op, None, settle=False)
+            asyncio.get_running_loop().call_soon(_settle, done, self.outage.error("put"))
+            return op
         self.puts.append(op)
         self.wake()
         return op
@@ -148,6 +178,9 @@ class Pump:
         self.wake()
 
     async def flush(self) -> None:
+        # In an outage this waits for the next retry (at most BACKOFF_CAP
+        # away) and fails with it, so a loop of flushes paces itself on the
+        # pump's backoff.
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.flushers.append(future)
         self.wake()
@@ -156,11 +189,12 @@ class Pump:
     # -- the task ---------------------------------------------------------------
 
     async def run(self) -> None:
+        """Write and read until closing and nothing is queued; ride out Redis outages."""
         while True:
             idle = not (self.puts or self.acks or self.attempts or self.letters or self.flushers)
             if self.closing and idle:
                 return
-            if idle:
+            if idle and not self.outage.down:
                 try:
                     await asyncio.wait_for(self._event.wait(), self.poll)
                 except TimeoutError:
@@ -168,31 +202,74 @@ class Pump:
                         box.wanted = True  # other processes may have put
             self._event.clear()
             try:
+                if self.outage.down:
+                    # A cycle with nothing queued touches no key: only a
+                    # command proves Redis is back.
+                    await self.client.ping()
                 await self._cycle()
-            except Exception as error:  # redis down (or a bug): fail flushers, back off, go on
-                self._fail(error)
-                if self.closing:  # give up what is queued: it stays unacked in redis
-                    self.acks.clear()
-                    self.attempts.clear()
-                    self.letters.clear()
+            except Exception as error:  # redis down, restarting, or lost its data
+                await self._lost(error)
+                if self.closing:
+                    # One last try failed: give up what is queued rather than
+                    # wait for Redis; it stays unacked in the streams.
+                    self._give_up()
                     return
-                await asyncio.sleep(min(self.poll, 0.1))  # back off before retrying
+                await self.outage.wait(self._event, lambda: self.closing)
+                continue
+            if self.outage.down:
+                self.outage.end()
 
-    def _fail(self, error: Exception) -> None:
-        failure = MailboxUnavailable(
-            f"redis (prefix {self.prefix})", "reach redis", str(error) or repr(error)
-        )
-        failure.__cause__ = error
+    async def _lost(self, error: Exception) -> None:
+        """A cycle failed: enter (or stay in) the outage; fail who waits on Redis."""
+        self.outage.fail(error)
+        for box in self.boxes.values():
+            box.started = False  # read its pending entries again on recovery
         flushers, self.flushers = self.flushers, []
         for future in flushers:
-            _settle(future, failure)
+            _settle(future, self.outage.error("flush"))
+        kept: deque[PutOp] = deque()
+        for op in self.puts:
+            if op.done is None:
+                kept.append(op)
+            else:
+                self._refuse(op, self.outage.error("put"))
+        self.puts = kept
+        # Pooled connections are dead after a restart; dropping them now makes
+        # the first command after recovery open a fresh one instead of failing.
+        with contextlib.suppress(Exception):  # best effort: they reconnect on use anyway
+            await self.client.connection_pool.disconnect(inuse_connections=False)
+
+    def _give_up(self) -> None:
+        """Closing: drop what could not be written; it stays unacked in Redis."""
+        puts, self.puts = self.puts, deque()
+        for op in puts:
+            self._refuse(op, self.outage.error("put"))
+        flushers, self.flushers = self.flushers, []
+        for future in flushers:
+            _settle(future, self.outage.error("flush"))
+        if puts or self.acks or self.attempts or self.letters:
+            logger.bind(event="redis_writes_dropped", prefix=self.prefix).warning(
+                "redis (prefix {prefix}) closed while unreachable: {puts} put(s), {acks} ack(s), "
+                "{letters} dead letter(s) not written; unacked entries will be delivered again",
+                prefix=self.prefix,
+                puts=len(puts),
+                acks=len(self.acks),
+                letters=len(self.letters),
+            )
+        self.acks.clear()
+        self.attempts.clear()
+        self.letters.clear()
 
     async def _cycle(self) -> None:
         flushers, self.flushers = self.flushers, []
-        await self._write()
-        await self._read()
-        if time.monotonic() - self._renewed > self.lease / 3:
-            await self._renew_and_claim()
+        try:
+            await self._write()
+            await self._read()
+            if time.monotonic() - self._renewed > self.lease / 3:
+                await self._renew_and_claim()
+        except BaseException:
+            self.flushers[:0] = flushers  # failed with the cycle, by _lost
+            raise
         for future in flushers:
             _settle(future, None)
 
@@ -239,12 +316,23 @@ class Pump:
                     )
                 answers = await pipe.execute(raise_on_error=False)
         except BaseException as error:
+            # Kept for the retry: acks, attempts and dead letters are
+            # idempotent or nearly (a letter may be written twice if the reply
+            # was lost); fire-and-forget puts are deduped by envelope id.
             self.acks[:0] = acks
             self.attempts[:0] = attempts
             self.letters[:0] = letters
-            failure = MailboxUnavailable(f"redis (prefix {self.prefix})", "put", repr(error))
+            retry = [op for op in puts if op.done is None]
+            for op in retry:
+                op.taken = False
+            self.puts.extendleft(reversed(retry))
             for op in puts:
-                self._refuse(op, failure)
+                if op.done is not None:  # the caller decides; the entry may have been added
+                    failure = MailboxUnavailable(
+                        f"redis (prefix {self.prefix})", "put", str(error) or repr(error)
+                    )
+                    failure.__cause__ = error
+                    self._refuse(op, failure)
             raise
         for op, answer in zip(puts, answers[len(answers) - len(puts) :], strict=True):
             box = op.mailbox
@@ -262,10 +350,11 @@ class Pump:
         for box in starting:
             await self._start(box)
 
-    def _refuse(self, op: PutOp, error: BaseException | None) -> None:
+    def _refuse(self, op: PutOp, error: BaseException | None, *, settle: bool = True) -> None:
         op.mailbox.held.discard(op.envelope.id)
         op.mailbox.forget(1)
-        _settle(op.done, error)
+        if settle:
+            _settle(op.done, error)
 
     async def _start(self, box: RedisMailbox) -> None:
         """Read what this consumer left pending in the stream (a closed incarnation's)."""
@@ -278,6 +367,11 @@ class Pump:
             if not entries:
                 break
             after = entries[-1][0]
+            # Read again after an outage: entries acked meanwhile, whose XACK
+            # is still queued, are not delivered twice.
+            acking = {sid for keys, sid, _ in self.acks if keys == box.keys}
+            if acking:
+                entries = [entry for entry in entries if entry[0] not in acking]
             await self._deliver(box, entries, None)
         box.started = True
         box.wanted = True
@@ -335,7 +429,13 @@ class Pump:
         poison: Poison | None,
         fields: dict[bytes, bytes] | None,
     ) -> None:
-        """Send an undecodable entry to the dead-letter stream and drop it from the actor's."""
+        """Send an undecodable entry to the dead-letter stream and drop it from the actor's.
+
+        An ask among them is answered through ``rejected``, if set, so its
+        caller does not wait for a reply that will never come.
+        """
+        if envelope is not None and envelope.correlation_id is not None and self.rejected:
+            self.rejected(envelope, poison)
         self.letters.append(dead_letter(box.name, sid, poison, fields))
         eid = envelope.id if envelope is not None else -1
         self.acks.append((box.keys, sid, eid))

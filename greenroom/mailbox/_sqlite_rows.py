@@ -89,6 +89,7 @@ class Poison(msgspec.Struct, frozen=True):
 
     reason: DeadLetterReason
     error: ErrorInfo
+    cause: Exception | None = None  # the error itself, for a reply to an ask; never stored
 
 
 class BodyDecoder:
@@ -141,7 +142,7 @@ class BodyDecoder:
             if not any((field, raw.get(field)) in self._tags for field in fields):
                 tag = str(tags[0]) if tags else "an untagged map"
                 unknown = UnknownMessage(actor, tag, self._accepted)
-                return Poison("unknown_message", _info(unknown))
+                return Poison("unknown_message", _info(unknown), unknown)
         detail = f"it does not fit the message types ({error})"
         return Poison("invalid_message", _info(UndecodableMessage(actor, detail)))
 
