@@ -21,6 +21,7 @@ LAYERS = [
     "tools",
     "decide",
     "agent",
+    "cluster",
     "testing",
     "cli",
 ]

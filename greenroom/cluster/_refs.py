@@ -1,0 +1,127 @@
+"""Refs to actors of a system, wherever they run: by name, or by key into a keyed pool."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from greenroom._errors import UsageError
+
+if TYPE_CHECKING:
+    from greenroom.cluster._node import Node
+
+__all__ = ["ClusterPoolRef", "RemoteRef", "partition_of"]
+
+
+def partition_of(key: object, partitions: int) -> int:
+    """The partition of ``key``: the same in every process and every run (not ``hash()``)."""
+    digest = hashlib.blake2b(str(key).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % partitions
+
+
+class RemoteRef:
+    """An actor of the system addressed by name, hosted by this node or another.
+
+    Messages go through the actor's Redis stream, so they wait there while no
+    node hosts the actor, and survive the host's crash.
+    """
+
+    __slots__ = ("_capacity", "_node", "name")
+
+    def __init__(self, node: Node, name: str, capacity: int) -> None:
+        self._node = node
+        self.name = name
+        self._capacity = capacity
+
+    def __repr__(self) -> str:
+        return f"<RemoteRef {self.name}>"
+
+    async def tell(self, body: object) -> None:
+        """Send ``body``; returns once Redis has it.
+
+        Raises:
+            InvalidMessage, MessageTooLarge: ``body`` is not a message, or too large.
+            MailboxFull: the actor's stream is at its bound.
+            MailboxUnavailable: Redis cannot be reached.
+        """
+        await self._node.post(self.name, body, self._capacity)
+
+    async def ask(
+        self, body: object, *, timeout: float | None = None, returns: type | None = None
+    ) -> Any:
+        """Send ``body`` and wait for the handler's return value, decoded as ``returns``.
+
+        ``timeout`` defaults to the runtime's ``ask_timeout``. Errors arrive
+        as their greenroom types (:class:`HandlerError`,
+        :class:`UnknownMessage`, :class:`ActorStopped`), anything else as
+        :class:`RemoteError`.
+
+        Raises:
+            AskTimeout: no reply within ``timeout`` (the message may still be handled).
+            MailboxFull, MailboxUnavailable, InvalidMessage: as for :meth:`tell`.
+        """
+        return await self._node.request(self.name, body, self._capacity, timeout, returns)
+
+
+class ClusterPoolRef:
+    """A keyed pool partitioned across the system's nodes.
+
+    A message goes to the partition of its key, which one node at a time
+    hosts: every key is handled by exactly one worker, in order.
+    """
+
+    __slots__ = ("_capacity", "_key", "_node", "name", "partitions")
+
+    def __init__(
+        self,
+        node: Node,
+        name: str,
+        partitions: int,
+        capacity: int,
+        key: str | Callable[[Any], object] | None,
+    ) -> None:
+        self._node = node
+        self.name = name
+        self.partitions = partitions
+        self._capacity = capacity
+        self._key = key
+
+    def __repr__(self) -> str:
+        return f"<ClusterPoolRef {self.name} partitions={self.partitions}>"
+
+    def actor_of(self, key: object) -> str:
+        """The name of the worker that handles ``key``."""
+        return f"{self.name}/{partition_of(key, self.partitions)}"
+
+    def _key_of(self, body: object, key: object) -> object:
+        if key is not None:
+            return key
+        extract = self._key
+        if extract is None:
+            raise UsageError(f"{self!r} needs a key: pass key=..., or key= to pool_ref")
+        if callable(extract):
+            return extract(body)
+        try:
+            return getattr(body, extract)
+        except AttributeError:
+            raise UsageError(
+                f"{type(body).__qualname__} has no attribute {extract!r} to key {self.name} by"
+            ) from None
+
+    async def tell(self, body: object, *, key: object = None) -> None:
+        """Send ``body`` to the worker of its key. Raises as :meth:`RemoteRef.tell`."""
+        actor = self.actor_of(self._key_of(body, key))
+        await self._node.post(actor, body, self._capacity)
+
+    async def ask(
+        self,
+        body: object,
+        *,
+        key: object = None,
+        timeout: float | None = None,
+        returns: type | None = None,
+    ) -> Any:
+        """Ask the worker of ``body``'s key. Raises as :meth:`RemoteRef.ask`."""
+        actor = self.actor_of(self._key_of(body, key))
+        return await self._node.request(actor, body, self._capacity, timeout, returns)

@@ -1,0 +1,186 @@
+"""Nodes of one system in one process, each with its own runtime and Redis mailboxes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from greenroom import Actor, ChildSpec, MailboxConfig, Message, Runtime, handler
+from greenroom._errors import (
+    AskTimeout,
+    ChildStartFailed,
+    HandlerError,
+    InvalidMessage,
+    UnknownMessage,
+    UsageError,
+)
+from greenroom.cluster import Node, RemoteError, UnknownPool, partition_of
+from greenroom.mailbox import RedisMailboxes
+from tests._redis_server import redis_prefix, redis_url
+
+pytestmark = pytest.mark.anyio
+
+
+class Charge(Message, frozen=True):
+    account: str
+    cents: int
+
+
+class Refund(Message, frozen=True):
+    account: str
+
+
+class Step(Message, frozen=True):
+    key: str
+    seq: int
+
+
+class Billing(Actor):
+    """Answers a charge with a receipt dict; fails on a negative amount."""
+
+    async def on_start(self) -> None:
+        self.total = 0
+
+    @handler
+    async def charge(self, msg: Charge) -> dict[str, object]:
+        if msg.cents < 0:
+            raise ValueError(f"negative amount {msg.cents}")
+        self.total += msg.cents
+        return {"account": msg.account, "total": self.total}
+
+
+SEEN: dict[str, list[tuple[str, int, str]]] = {}
+
+
+class Recorder(Actor):
+    """Records (key, seq, partition actor) into SEEN[test id]; returns its name."""
+
+    def __init__(self, test: str) -> None:
+        self.test = test
+
+    @handler
+    async def step(self, msg: Step) -> str:
+        SEEN.setdefault(self.test, []).append((msg.key, msg.seq, self.ctx.name))
+        return self.ctx.name
+
+
+@contextlib.asynccontextmanager
+async def node_in(prefix: str, name: str, **options: float) -> AsyncIterator[Node]:
+    options.setdefault("heartbeat", 30.0)  # the test drives rebalance() itself
+    options.setdefault("takeover", 60.0)
+    async with (
+        RedisMailboxes(redis_url(), prefix=prefix, consumer=name) as boxes,
+        Runtime(mailboxes={"redis": boxes}) as rt,
+        Node(rt, boxes, name=name, **options) as node,
+    ):
+        yield node
+
+
+async def test_ask_and_tell_reach_an_actor_on_another_node() -> None:
+    prefix = redis_prefix()
+    async with node_in(prefix, "a") as a, node_in(prefix, "b") as b:
+        await a.runtime.spawn(Billing, name="billing", mailbox=MailboxConfig(kind="redis"))
+        billing = b.ref("billing")
+        assert await billing.ask(Charge(account="x", cents=5), timeout=5) == {
+            "account": "x",
+            "total": 5,
+        }
+        await billing.tell(Charge(account="x", cents=7))
+        assert (await billing.ask(Charge(account="x", cents=0), timeout=5))["total"] == 12
+        assert await a.members() == ["a", "b"]
+
+
+async def test_remote_failures_arrive_as_their_greenroom_types() -> None:
+    prefix = redis_prefix()
+    async with node_in(prefix, "a") as a, node_in(prefix, "b") as b:
+        await a.runtime.spawn(
+            Billing,
+            name="billing",
+            mailbox=MailboxConfig(kind="redis"),
+            retry=None,
+        )
+        billing = b.ref("billing")
+        with pytest.raises(HandlerError) as failed:
+            await billing.ask(Charge(account="x", cents=-1), timeout=5)
+        assert failed.value.error_type == "ValueError"
+        assert "negative amount" in failed.value.error_message
+        with pytest.raises(UnknownMessage) as unknown:
+            await billing.ask(Refund(account="x"), timeout=5)
+        assert unknown.value.accepted == ("Charge",)
+        with pytest.raises(InvalidMessage):
+            await billing.tell({"not": "a message"})
+        with pytest.raises(RemoteError) as remote:
+            await b.ref("billing").ask(Charge(account="x", cents=1), returns=list[int])
+        assert remote.value.error_type == "InvalidReply"
+
+
+async def test_an_ask_nobody_hosts_times_out_and_waits_in_the_stream() -> None:
+    prefix = redis_prefix()
+    async with node_in(prefix, "a") as a:
+        with pytest.raises(AskTimeout):
+            await a.ref("nobody").ask(Charge(account="x", cents=1), timeout=0.2)
+        await a.ref("billing").tell(Charge(account="y", cents=3))
+        # The message waited in the stream: the actor started later gets it first.
+        await a.runtime.spawn(Billing, name="billing", mailbox=MailboxConfig(kind="redis"))
+        reply = await a.ref("billing").ask(Charge(account="y", cents=0), timeout=5)
+        assert reply == {"account": "y", "total": 3}
+
+
+async def test_partitions_are_shared_fairly_and_each_key_keeps_one_worker() -> None:
+    prefix = redis_prefix()
+    test = "fair"
+    worker = ChildSpec(actor=Recorder, args=(test,))
+    async with node_in(prefix, "a") as a:
+        await a.host_pool("steps", worker, partitions=6)
+        assert a.hosted("steps") == frozenset(range(6))
+        async with node_in(prefix, "b") as b:
+            await b.host_pool("steps", worker, partitions=6)
+            for _ in range(4):  # a gives back its extra share, b takes it
+                await a.rebalance()
+                await b.rebalance()
+            assert len(a.hosted("steps")) == 3
+            assert len(b.hosted("steps")) == 3
+            assert a.hosted("steps").isdisjoint(b.hosted("steps"))
+            owners = await a.owners("steps")
+            assert sorted(owners.values()) == ["a"] * 3 + ["b"] * 3  # type: ignore[type-var]
+
+            steps = await b.pool_ref("steps", key="key")
+            keys = [f"k{i}" for i in range(12)]
+            for seq in range(5):
+                for key in keys:
+                    await steps.tell(Step(key=key, seq=seq))
+            last = [await steps.ask(Step(key=key, seq=5), timeout=5) for key in keys]
+            assert last == [f"steps/{partition_of(key, 6)}" for key in keys]
+        # b left: its partitions were given back, a takes them at its next beat.
+        await a.rebalance()
+        assert a.hosted("steps") == frozenset(range(6))
+    seen = SEEN.pop(test)
+    for key in keys:
+        assert [seq for k, seq, _ in seen if k == key] == list(range(6))
+        assert {actor for k, _, actor in seen if k == key} == {steps.actor_of(key)}
+
+
+async def test_bad_pool_use_gets_typed_errors() -> None:
+    prefix = redis_prefix()
+    async with node_in(prefix, "a") as a:
+        with pytest.raises(UnknownPool):
+            await a.pool_ref("nope")
+        with pytest.raises(ChildStartFailed):  # Recorder needs an argument
+            await a.host_pool("p", Recorder, partitions=2)
+        assert a.hosted("p") == frozenset()
+        recorder = ChildSpec(actor=Recorder, args=("bad-use",))
+        await a.host_pool("p", recorder, partitions=2)  # the failed attempt left nothing behind
+        with pytest.raises(UsageError, match="hosts 'p' already"):
+            await a.host_pool("p", recorder, partitions=2)
+        async with node_in(prefix, "b") as b:
+            with pytest.raises(UsageError, match="has 2 partitions"):
+                await b.host_pool("p", recorder, partitions=3)
+        ref = await a.pool_ref("p")
+        with pytest.raises(UsageError, match="needs a key"):
+            await ref.tell(Step(key="k", seq=1))
+        with pytest.raises(UsageError):
+            await a.host_pool("q", recorder, partitions=0)
+    with pytest.raises(UsageError):
+        Node(None, None, heartbeat=1, takeover=1)  # type: ignore[arg-type]
