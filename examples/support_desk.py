@@ -4,8 +4,9 @@ Run it with ``uv run examples/support_desk.py`` (a few seconds, no network,
 no API key). The decisions come from a small rules decider standing in for
 a language model; everything around it is the real thing:
 
-* a Coordinator (a supervisor) routes each request by conversation to one
-  of four workers, so one conversation keeps one worker and its order;
+* a Coordinator (a supervisor) and its router forward each request to the
+  worker of its conversation, started on its first message (and stopped
+  when idle), so one conversation keeps one worker and its order;
 * each worker builds its context from the store under a read contract
   (the customer's profile), remembering the versions it read;
 * an order lookup runs through the allowlisted HTTP tool ``fetch`` against a
@@ -38,13 +39,12 @@ from greenroom.agent import (
     ContextBuilder,
     Conversation,
     Coordinator,
-    CoordinatorRef,
     Fact,
     Request,
     Resolve,
     Worker,
-    conversation_pool,
     conversation_scope,
+    conversation_workers,
 )
 from greenroom.decide import (
     Budget,
@@ -294,7 +294,7 @@ async def handle_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 # -- the desk -----------------------------------------------------------------------
 
 
-async def ask(desk: CoordinatorRef, tracer: Tracer, user: str, conv: str, text: str) -> Answer:
+async def ask(desk: gr.ActorRef, tracer: Tracer, user: str, conv: str, text: str) -> Answer:
     print(f'\n{user} ({conv}): "{text}"')
     with tracer.span("internal", f"{user}: {text}") as root:
         answer = await desk.ask(Request(conversation=conv, text=text, user=user), timeout=5.0)
@@ -333,7 +333,7 @@ async def main() -> None:
         coordinator = Coordinator(
             "desk",
             routes={Request: "support", Resolve: "support"},
-            pools=[conversation_pool("support", worker, size=4)],
+            pools=[conversation_workers("support", worker)],
             children=(gr.ChildSpec(actor=Profiles, id="profiles"),),
         )
         extensions: list[gr.Extension] = [gr.StoreAccess(store), access]

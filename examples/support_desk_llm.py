@@ -39,11 +39,10 @@ from greenroom.agent import (
     Answer,
     ContextBuilder,
     Coordinator,
-    CoordinatorRef,
     Fact,
     Request,
     Resolve,
-    conversation_pool,
+    conversation_workers,
 )
 from greenroom.decide import Budget, ModelConfig, OpenAIClient
 from greenroom.tools import (
@@ -88,7 +87,7 @@ class LookupOrder(Tool[OrderInput, OrderOutput]):
         return msgspec.convert(response.json(), OrderOutput)
 
 
-async def turn(desk: CoordinatorRef, user: str, conversation: str, text: str) -> Answer:
+async def turn(desk: gr.ActorRef, user: str, conversation: str, text: str) -> Answer:
     print(f'\n{user} ({conversation}): "{text}"')
     request = Request(conversation=conversation, text=text, user=user)
     answer = await desk.ask(request, timeout=60)
@@ -132,7 +131,7 @@ async def main() -> int:
         coordinator = Coordinator(
             "desk",
             routes={Request: "support", Resolve: "support"},
-            pools=[conversation_pool("support", worker, size=4)],
+            pools=[conversation_workers("support", worker)],
             children=(gr.ChildSpec(actor=Profiles, id="profiles"),),
         )
         extensions: list[gr.Extension] = [gr.StoreAccess(store), access]

@@ -4,6 +4,7 @@ from greenroom.actors._actor import IGNORE, Actor, Ignore, handler
 from greenroom.actors._config import RuntimeConfig, RuntimeStatistics
 from greenroom.actors._context import ActorContext, Timer
 from greenroom.actors._extension import Extension
+from greenroom.actors._forward import Deferred
 from greenroom.actors._pool import PoolRef
 from greenroom.actors._ref import ActorRef
 from greenroom.actors._run import run, serve
@@ -33,6 +34,7 @@ __all__ = [
     "ChildInfo",
     "ChildSpec",
     "ChildStatus",
+    "Deferred",
     "Extension",
     "Ignore",
     "PoolRef",

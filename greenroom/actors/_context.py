@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import msgspec
 from loguru import logger
 
 from greenroom._errors import (
@@ -16,6 +17,7 @@ from greenroom._errors import (
     MailboxFull,
     UsageError,
 )
+from greenroom.actors._forward import Deferred, send_onward
 from greenroom.actors._ref import ActorRef
 from greenroom.mailbox import Envelope, MailboxConfig
 from greenroom.trace import current_span, format_id
@@ -165,6 +167,11 @@ class ActorContext:
         return self._cell.current
 
     @property
+    def queued(self) -> int:
+        """Messages waiting in this actor's mailbox, not counting the one being handled."""
+        return len(self._cell.mailbox)
+
+    @property
     def log(self) -> loguru.Logger:
         """A loguru logger bound to the actor and the current trace and span ids."""
         span = current_span.get()
@@ -181,6 +188,63 @@ class ActorContext:
     async def ask(self, ref: ActorRef, body: object, *, timeout: float | None = None) -> Any:
         """``ref.ask(body, timeout=timeout)``, as part of the current trace."""
         return await ref.ask(body, timeout=timeout)
+
+    async def forward(self, target: ActorRef, body: object | None = None) -> None:
+        """Hand the message being handled (or ``body`` instead) to ``target``, which answers.
+
+        The new envelope keeps the current one's ask (``reply_to`` and
+        ``correlation_id``) and ``deadline``, and is a child of the current
+        span in the same trace. Once it is sent, this handler's return value
+        is not the reply: ``target``'s is. If ``target`` fails past its retry
+        policy, stops with the message queued or has no handler for it, the
+        asker gets :class:`HandlerError`, :class:`ActorStopped` or
+        :class:`UnknownMessage` from ``target``, as if it had asked it.
+
+        A pool ref routes ``body`` as ``tell`` would. Only the first forward
+        of a delivery carries its ask; another forward of it is a tell. A
+        full mailbox is waited on (overflow ``"wait"``) until the deadline.
+        If this handler raises after forwarding, the message is retried per
+        policy as a tell (the ask went with the forward).
+
+        Raises:
+            UsageError: called outside a handler.
+            ActorStopped: ``target`` is stopped; the message is a dead letter
+                there, and the ask is still this handler's to answer.
+            MailboxFull, AskTimeout, InvalidMessage, MessageTooLarge: as
+                ``tell``; the ask is still this handler's to answer.
+        """
+        envelope = self._current("forward")
+        payload = envelope.body if body is None else body
+        await send_onward(self._cell.runtime, envelope, target, payload, parent=None)
+        # Only now, when the ask has gone on: a failed send leaves it here.
+        envelope.correlation_id = None
+        envelope.reply_to = None
+
+    def defer(self) -> Deferred:
+        """Take the answer to the message being handled out of this handler.
+
+        This handler's return value is then not the reply; settle the
+        returned :class:`Deferred` once, now or from a later handler:
+        ``forward`` it, ``reply`` to it or ``fail`` it. A deferred ask never
+        settled ends with the asker's ``AskTimeout``.
+
+        Raises:
+            UsageError: called outside a handler.
+        """
+        envelope = self._current("defer")
+        held = msgspec.structs.replace(envelope)
+        envelope.correlation_id = None
+        envelope.reply_to = None
+        return Deferred(self._cell.runtime, held)
+
+    def _current(self, what: str) -> Envelope:
+        envelope = self._cell.current
+        if envelope is None:
+            raise UsageError(
+                f"ctx.{what}() acts on the message being handled; call it inside a handler of "
+                f"{self._cell.name}, before it returns"
+            )
+        return envelope
 
     async def spawn(
         self,

@@ -64,6 +64,10 @@ class ConversationKeeper:
         self._touched[conversation.id] = touch
         return touch
 
+    def parked(self) -> bool:
+        """Whether a conversation in memory has a call waiting for approval."""
+        return any(state.parked is not None for state, _ in self._live.values())
+
     def conversation_of(self, ticket: str) -> str | None:
         """The conversation that parked ``ticket``, if it is known here."""
         return self._tickets.get(ticket)

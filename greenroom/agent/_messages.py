@@ -1,7 +1,9 @@
 """The messages of an agent: a request, the answer to it, and the verdict on a parked call.
 
 Every agent message names its ``conversation``: the coordinator routes on
-it, so one conversation keeps one worker and its order.
+it, so one conversation keeps one worker and its order. ``Passivate`` and
+``Passivated`` are the coordinator's exchange with a keyed worker it found
+idle (see :class:`~greenroom.agent.Entity`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Literal, TypeAlias
 import greenroom as gr
 from greenroom.tools import Approve, Deny
 
-__all__ = ["Answer", "AnswerStatus", "Request", "Resolve"]
+__all__ = ["Answer", "AnswerStatus", "Passivate", "Passivated", "Request", "Resolve"]
 
 AnswerStatus: TypeAlias = Literal["replied", "finished", "awaiting_approval", "denied", "expired"]
 """How a turn ended: a reply, a finish without words, a call parked for a
@@ -64,3 +66,32 @@ class Answer(gr.Message, frozen=True, kw_only=True):
     tool: str | None = None
     redos: int = 0
     worker: str = ""
+
+
+class Passivate(gr.Message, frozen=True, kw_only=True):
+    """From a coordinator's router to the worker of ``key``: you are idle, stop if you may.
+
+    The router sends it after the last message it forwarded to the worker,
+    and holds the key's next messages until the answer. The worker answers
+    with :class:`Passivated` to the actor named ``router``, echoing
+    ``pool``, ``key`` and ``epoch``.
+    """
+
+    pool: str
+    key: str
+    epoch: int
+    router: str
+
+
+class Passivated(gr.Message, frozen=True, kw_only=True):
+    """A keyed worker's answer to :class:`Passivate`.
+
+    ``stopped`` is ``True`` when the worker stopped itself (the router then
+    starts a new one for the messages it held), ``False`` when it stays
+    (a call of it waits for approval, or a message arrived meanwhile).
+    """
+
+    pool: str
+    key: str
+    epoch: int
+    stopped: bool

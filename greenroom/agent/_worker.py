@@ -7,11 +7,14 @@ One turn (:meth:`Worker.run_turn`)::
          │ stale: a redo   ▼
          └───────── check_fresh(read set)     before any decision acts
                            │ fresh
-              ┌────────────┼──────────────┐
-           CallTool      Reply          Finish
-              │            └──▶ save, answer the caller
-         ToolRunner ──▶ results into the conversation, decide again
-              └── parked for approval: save, answer "awaiting_approval", return
+        ┌──────────────┬───┴──────────┬──────────────┐
+     CallTool       Delegate        Reply          Finish
+        │              │               └──────┬───────┘
+        │              │                      └──▶ save, answer the caller
+        │          Delegator ──ask──▶ another agent
+        │              └──▶ its answer into the conversation, decide again
+    ToolRunner ──▶ results into the conversation, decide again
+        └── parked for approval: save, answer "awaiting_approval", return
 
 A parked call ends the handler, so the worker goes on with other messages;
 ``Resolve`` (a person's Approve or Deny) resumes the conversation where it
@@ -22,9 +25,12 @@ caller's ``ask`` raises ``HandlerError``. Past its budget a turn ends with
 ``BudgetExceeded``, which is never retried.
 
 Conversations live in the store (one :class:`Conversation` per id, written
-with compare-and-set at the end of every turn). A conversation idle for
-``passivate_after`` seconds is dropped from the worker's memory; its next
-message loads it from the store, as after a restart of the worker.
+with compare-and-set at the end of every turn). In a fixed pool, a
+conversation idle for ``passivate_after`` seconds is dropped from the
+worker's memory; its next message loads it from the store, as after a
+restart of the worker. In a keyed pool the worker is an
+:class:`~greenroom.agent.Entity` of one conversation, and the coordinator
+passivates the whole worker when the conversation is idle.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ import msgspec
 import greenroom as gr
 from greenroom.agent._context import BuiltContext, ContextBuilder
 from greenroom.agent._conversation import Conversation
+from greenroom.agent._delegation import Delegator
+from greenroom.agent._entity import Entity
 from greenroom.agent._keeper import ConversationKeeper
 from greenroom.agent._messages import Answer, AnswerStatus, Request, Resolve
 from greenroom.agent._runner import ToolRunner
@@ -72,8 +80,8 @@ class _Passivate(gr.Message, frozen=True, kw_only=True):
     touch: int
 
 
-class Worker(gr.Actor):
-    """Runs conversation turns: context, decision, freshness check, tools, reply.
+class Worker(Entity):
+    """Runs conversation turns: context, decision, freshness check, tools, delegation, reply.
 
     Subclass it to declare the scopes it uses (and to name it in grants and
     scope contracts)::
@@ -90,8 +98,12 @@ class Worker(gr.Actor):
         conversations: the scope conversations are kept in (in ``writes``).
         budget: the limits of one turn (default :class:`Budget` defaults).
         runner: runs tool calls (default :class:`ToolRunner`).
+        delegator: who a ``Delegate`` decision may hand a task to, and how
+            (default: nobody; the decider reads an ``UnknownDelegate`` error).
         passivate_after: seconds a conversation stays in memory after its
-            last turn (default 60.0; ``None``: until the worker stops).
+            last turn (default 60.0; ``None``: until the worker stops). For
+            a worker of a fixed pool; in a keyed pool the coordinator's
+            ``passivate_after`` stops the whole worker.
 
     Every step is a method; override one to change it. Handlers: ``Request``
     and ``Resolve`` reply with an :class:`Answer`; ``Expire`` (a ticket's
@@ -109,6 +121,7 @@ class Worker(gr.Actor):
         conversations: Scope[Conversation],
         budget: Budget | None = None,
         runner: ToolRunner | None = None,
+        delegator: Delegator | None = None,
         passivate_after: float | None = 60.0,
     ) -> None:
         if passivate_after is not None and not passivate_after >= 0:
@@ -118,6 +131,7 @@ class Worker(gr.Actor):
         self.conversations = conversations
         self.budget = budget or Budget()
         self.runner = runner or ToolRunner()
+        self.delegator = delegator or Delegator()
         self.passivate_after = passivate_after
         self.keeper = ConversationKeeper(conversations)
 
@@ -207,13 +221,21 @@ class Worker(gr.Actor):
         await self.save(conversation.unpark().add(result))
 
     @gr.handler
-    async def passivate(self, msg: _Passivate) -> None:
+    async def evict_idle(self, msg: _Passivate) -> None:
         """Drop an idle conversation from memory (its state is in the store)."""
         if self.keeper.evict(msg.conversation, msg.touch):
             await self.on_passivated(msg.conversation)
 
     async def on_passivated(self, conversation: str) -> None:
         """Called after ``conversation`` was dropped from memory; a hook for subclasses."""
+
+    async def may_passivate(self) -> bool:
+        """A keyed worker stops when idle unless a call of its conversation waits for approval.
+
+        The approval's verdict or expiry comes to this worker by name, so it
+        stays until then.
+        """
+        return not self.keeper.parked()
 
     # -- the turn --------------------------------------------------------------
 
@@ -239,6 +261,9 @@ class Worker(gr.Actor):
                 guard.reset_detectors()
                 continue
             final = result.final
+            if isinstance(final, Delegate):
+                conversation = await self.delegate(conversation, final, guard)
+                continue
             if final is not None:
                 return await self.finish(conversation, final, redos)
             conversation = conversation.add(ChatMessage.assistant(calls=result.tool_calls))
@@ -303,6 +328,25 @@ class Worker(gr.Actor):
             conversation = conversation.add(message)
         return conversation, None
 
+    async def delegate(
+        self, conversation: Conversation, decision: Delegate, guard: DecisionGuard
+    ) -> Conversation:
+        """Hand ``decision.task`` to the agent it names; the conversation with the exchange.
+
+        The delegation is recorded as a ``"delegate"`` tool call and the
+        delegate's answer as its result, so the decider reads it next step.
+        An unknown name or a failed delegate comes back as ``"error: ..."``
+        (see :class:`Delegator`).
+
+        Raises:
+            BudgetExceeded: the turn's deadline passed before or during it.
+        """
+        made = sum(len(m.tool_calls) for m in conversation.messages)
+        call = self.delegator.call(decision, made)
+        conversation = conversation.add(ChatMessage.assistant(calls=(call,)))
+        result = await self.delegator.run(self.ctx, conversation, decision, call, guard.tracker)
+        return conversation.add(result)
+
     async def settle(self, call: CallTool, verdict: TicketMessage) -> ChatMessage:
         """The tool message for a parked ``call`` settled by ``verdict`` (Approve, Deny, Expire).
 
@@ -319,20 +363,8 @@ class Worker(gr.Actor):
             return ChatMessage.tool_result(call, "error: approval expired; the tool did not run")
         return self.runner.result(call, output)
 
-    async def finish(
-        self, conversation: Conversation, final: Reply | Delegate | Finish, redos: int
-    ) -> Answer:
-        """Save the turn and answer the caller.
-
-        Raises:
-            UsageError: the decider delegated; this worker does not delegate
-                (override ``finish`` to hand the task to another agent).
-        """
-        if isinstance(final, Delegate):
-            raise gr.UsageError(
-                f"{type(self).__qualname__} got Delegate(to={final.to!r}) and does not delegate; "
-                "override Worker.finish to ask another agent"
-            )
+    async def finish(self, conversation: Conversation, final: Reply | Finish, redos: int) -> Answer:
+        """Save the turn and answer the caller."""
         turns = conversation.turns + 1
         if isinstance(final, Reply):
             done = conversation.add(ChatMessage.assistant(final.text))

@@ -7,19 +7,23 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import anyio
+import anyio.lowlevel
 import msgspec
 
 import greenroom as gr
+from greenroom.actors import Spec
 from greenroom.agent import (
     ContextBuilder,
     Coordinator,
-    CoordinatorRef,
+    Delegator,
     Fact,
+    Passivate,
     Request,
     Resolve,
     Worker,
     conversation_pool,
     conversation_scope,
+    conversation_workers,
 )
 from greenroom.decide import (
     Budget,
@@ -144,10 +148,46 @@ class Hooked:
         return await self.inner.decide(context)
 
 
+@dataclass
+class Hooks:
+    """What the test workers did, and gates a test can hold them at."""
+
+    starts: list[str] = field(default_factory=list)  # instances started (restarts too)
+    stops: list[str] = field(default_factory=list)
+    stopped: anyio.Event | None = None  # set by a worker's on_stop
+    passivating: anyio.Event | None = None  # set when a worker gets Passivate
+    hold: anyio.Event | None = None  # a worker handles Passivate once this is set
+
+    def reset(self) -> None:
+        self.starts.clear()
+        self.stops.clear()
+        self.stopped = self.passivating = self.hold = None
+
+
+HOOKS = Hooks()
+
+
 class TestWorker(Worker):
     __test__ = False  # not a pytest class
     reads = (PREFS,)
     writes = (CONVERSATIONS,)
+
+    async def on_start(self) -> None:
+        HOOKS.starts.append(self.ctx.name)
+        await super().on_start()
+
+    async def on_stop(self) -> None:
+        HOOKS.stops.append(self.ctx.name)
+        if HOOKS.stopped is not None:
+            HOOKS.stopped.set()
+
+    @gr.handler
+    async def passivate(self, msg: Passivate) -> None:
+        if HOOKS.passivating is not None:
+            HOOKS.passivating.set()
+        if HOOKS.hold is not None:
+            await HOOKS.hold.wait()
+        await super().passivate(msg)
 
     async def on_passivated(self, conversation: str) -> None:
         PASSIVATED.append(conversation)
@@ -169,6 +209,7 @@ def worker_spec(
     attempts: int = 3,
     passivate_after: float | None = None,
     actor: type[Worker] = TestWorker,
+    delegator: Delegator | None = None,
 ) -> gr.ChildSpec:
     return gr.ChildSpec(
         actor=actor,
@@ -177,6 +218,7 @@ def worker_spec(
             "conversations": CONVERSATIONS,
             "budget": budget,
             "passivate_after": passivate_after,
+            "delegator": delegator,
         },
         retry=gr.RetryPolicy(max_attempts=attempts, backoff=NO_BACKOFF),
     )
@@ -195,7 +237,7 @@ def access(store: gr.Store, records: list[ToolCall], approval_timeout: float = 6
 @dataclass
 class Desk:
     runtime: gr.Runtime
-    ref: CoordinatorRef
+    ref: gr.ActorRef
     store: gr.MemoryStore
     records: list[ToolCall]
 
@@ -211,20 +253,37 @@ async def desk(
     worker: gr.ChildSpec | None = None,
     *,
     size: int = 1,
+    keyed: bool = False,
+    idle: float | None = None,
     tracer: Tracer | None = None,
     approval_timeout: float = 60.0,
+    children: Sequence[Spec] = (),
 ) -> AsyncIterator[Desk]:
+    """A desk of one pool of ``size`` workers, or (``keyed``) one worker per conversation,
+    passivated after ``idle`` seconds."""
     CALLS.lookups.clear()
     CALLS.refunds.clear()
     CALLS.fail_next = 0
+    HOOKS.reset()
     store = gr.MemoryStore()
     records: list[ToolCall] = []
+    spec = worker or worker_spec()
+    pool = (
+        conversation_workers("workers", spec, passivate_after=idle)
+        if keyed
+        else conversation_pool("workers", spec, size=size)
+    )
     coordinator = Coordinator(
-        "desk",
-        routes={Request: "workers", Resolve: "workers"},
-        pools=[conversation_pool("workers", worker or worker_spec(), size=size)],
+        "desk", routes={Request: "workers", Resolve: "workers"}, pools=[pool], children=children
     )
     tools = access(store, records, approval_timeout)
     extensions: Sequence[gr.Extension] = (gr.StoreAccess(store), tools)
     async with gr.Runtime(extensions=extensions, tracer=tracer) as rt:
         yield Desk(rt, await coordinator.start(rt), store, records)
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    """Yield to the event loop until ``predicate()`` holds; fail after ``timeout`` s (no sleep)."""
+    with anyio.fail_after(timeout):
+        while not await predicate():
+            await anyio.lowlevel.checkpoint()
