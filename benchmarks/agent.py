@@ -44,7 +44,7 @@ Contenders:
     and calling tools (``@tool``, ``ToolRegistry``) through its ``ToolBox``
     granted by ``ToolAccess``; the conversation is saved to a ``MemoryStore``
     at the end of each turn (greenroom always does). The caller does
-    ``the Coordinator's router ref.ask(Request(...))``; tracing off.
+    ``ref.ask(Request(...))`` on the Coordinator's router; tracing off.
 ``greenroom_traced``
     The same with tracing on (an in-memory ``Tracer``): reference only.
 ``langgraph``
