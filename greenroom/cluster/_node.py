@@ -17,6 +17,7 @@ import contextlib
 import math
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from types import TracebackType
@@ -45,7 +46,7 @@ __all__ = ["Node"]
 class _Hosted:
     """A keyed pool as this node hosts it."""
 
-    __slots__ = ("capacity", "name", "owned", "partitions", "supervisor", "worker")
+    __slots__ = ("capacity", "name", "owned", "partitions", "renewed", "supervisor", "worker")
 
     def __init__(
         self,
@@ -61,6 +62,7 @@ class _Hosted:
         self.capacity = capacity
         self.supervisor = supervisor
         self.owned: set[int] = set()
+        self.renewed = time.monotonic()  # when the last successful renewal was sent
 
 
 class Node:
@@ -236,16 +238,40 @@ class Node:
                 if not self._outage:
                     self._outage = True
                     logger.warning("greenroom: {} lost Redis ({}); retrying", self, error)
+                await self._fence()
                 return
             if self._outage:
                 self._outage = False
                 logger.info("greenroom: {} reached Redis again", self)
 
+    async def _fence(self) -> None:
+        """Stop partitions whose leases may have expired while Redis could not be reached.
+
+        Their leases were last renewed more than ``takeover * 0.8`` seconds
+        ago (by this process's clock, from before the renewal was sent), so
+        another node may take them over soon: stop handling them first.
+        """
+        limit = self.takeover * 0.8
+        for pool in self._pools.values():
+            if pool.owned and time.monotonic() - pool.renewed > limit:
+                logger.warning(
+                    "greenroom: {} could not renew its leases of {} for {:.1f} s; stopping "
+                    "its {} partitions before another node takes them",
+                    self,
+                    pool.name,
+                    time.monotonic() - pool.renewed,
+                    len(pool.owned),
+                )
+                for partition in sorted(pool.owned):
+                    await self._stop_partition(pool, partition, release=False)
+
     async def _balance(self, pool: _Hosted, live: list[str]) -> None:
         owned = sorted(pool.owned)
         if owned:
             keys = [self._keys.lease(pool.name, p) for p in owned]
+            sent = time.monotonic()
             held = await self._client.eval(RENEW, len(keys), *keys, self.name, self._ttl_ms)
+            pool.renewed = sent
             for partition, still in zip(owned, held, strict=True):
                 if not still:
                     logger.warning(
@@ -270,7 +296,10 @@ class Node:
         order = [(start + i) % pool.partitions for i in range(pool.partitions)]
         free = [p for p in order if p not in pool.owned]
         keys = [self._keys.lease(pool.name, p) for p in free]
+        sent = time.monotonic()
         got = await self._client.eval(ACQUIRE, len(keys), *keys, self.name, self._ttl_ms, -extra)
+        if got and not pool.owned:
+            pool.renewed = sent
         for index in got:
             await self._start_partition(pool, free[int(index)])
 

@@ -106,3 +106,49 @@ async def test_a_node_rides_out_a_redis_restart() -> None:
             if k == key and seq not in firsts:
                 firsts.append(seq)
         assert firsts == sorted(firsts)
+
+
+async def test_a_node_cut_off_longer_than_takeover_stops_its_partitions_then_takes_them_back() -> (
+    None
+):
+    from loguru import logger
+
+    tally = Tally({1, 2})
+    fenced = anyio.Event()
+
+    stopping: list[str] = []
+
+    def watch(message: object) -> None:
+        text = str(message)
+        if "could not renew its leases" in text:
+            stopping.append("fence")
+        elif stopping and "stopped hosting steps/1" in text:  # stopped in order: 0, then 1
+            fenced.set()
+
+    logger.enable("greenroom")
+    sink = logger.add(watch, level="INFO")
+    try:
+        with OwnedRedis() as server:
+            async with (
+                RedisMailboxes(server.url, prefix="sys:", consumer="a", poll=0.01) as boxes,
+                Runtime(mailboxes={"redis": boxes}) as rt,
+                Node(rt, boxes, name="a", heartbeat=0.05, takeover=0.5) as node,
+            ):
+                await node.host_pool(
+                    "steps", ChildSpec(actor=Recorder, args=(tally,)), partitions=2
+                )
+                steps = await node.pool_ref("steps", key="key")
+                await steps.tell(Step(key="k", seq=1))
+                await anyio.to_thread.run_sync(server.kill)
+                with anyio.fail_after(10):
+                    await fenced.wait()  # the heartbeat loop fenced itself off
+                assert node.hosted("steps") == frozenset()
+                assert [c.id for c in await rt.ref("steps").which_children()] == []  # type: ignore[attr-defined]
+                await anyio.to_thread.run_sync(server.start)
+                with anyio.fail_after(20):
+                    await until_redis_answers(boxes)
+                    await steps.tell(Step(key="k", seq=2))
+                    await tally.done.wait()  # taken back at a later beat, and handled
+    finally:
+        logger.remove(sink)
+        logger.disable("greenroom")
