@@ -15,6 +15,7 @@ from greenroom.store._errors import StoreClosed, StoreUnavailable
 from greenroom.store._protocol import check_expected
 from greenroom.store._readset import ReadEntry
 from greenroom.store._record import Tombstone, Versioned, decode_value, encode_value
+from greenroom.store._redis_changes import ChangeFeed
 from greenroom.store._redis_scripts import (
     SCAN,
     decode_meta,
@@ -56,9 +57,20 @@ class RedisStore:
     :class:`StoreUnavailable` (chained with ``from``); for a write cut off by
     a lost connection, whether the server applied it is unknown.
 
-    Watches see the writes made through this object; a later change of a
-    key after another process wrote it arrives as a ``WatchGap`` with reason
-    ``"version_skipped"``, as with :class:`SqliteStore`.
+    Watches see the writes of every RedisStore on the same server and
+    prefix, in every process: the write script also appends the change to
+    its scope's change log, a stream capped at about ``change_log`` entries,
+    and one reader task per store (started by the first watch) reads the
+    logs of the watched scopes. A watch gets, per key, every version in
+    order, or a ``WatchGap`` (reason ``"version_skipped"``) when versions
+    were trimmed from the log before this store read them (it fell more
+    than ``change_log`` entries behind, or Redis was unreachable that
+    long). A change written through this object reaches its watches before
+    the write returns; one written elsewhere, a moment after it commits.
+    ``change_log=0`` keeps no log: writes are a little cheaper, and watches
+    see only this object's writes (another process's write then shows as a
+    gap, as with :class:`SqliteStore`). Stores sharing a prefix should use
+    the same setting. The log needs Redis 7.0 or later.
 
     Use as ``async with RedisStore(url) as store:``. Needs the extra:
     ``pip install 'greenroom[redis]'``.
@@ -70,6 +82,7 @@ class RedisStore:
         *,
         prefix: str = "greenroom:store:",
         max_batch: int = 256,
+        change_log: int = 10_000,
     ) -> None:
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
             raise UsageError(
@@ -77,14 +90,28 @@ class RedisStore:
             )
         if type(max_batch) is not int or not 1 <= max_batch <= 4096:
             raise UsageError(f"max_batch must be an int from 1 to 4096, got {max_batch!r}")
+        if type(change_log) is not int or change_log < 0:
+            raise UsageError(
+                f"change_log must be an int >= 0 (entries kept per scope; 0: none), "
+                f"got {change_log!r}"
+            )
         self._client, self._owned = connect(client_or_url)
         self._error = redis_error()
         self._prefix = key_bytes(prefix)
         self._label = prefix
         self._closed = False
         self._hub = WatchHub()
+        self._feed = ChangeFeed(self._client, self._prefix, self._error, self._hub, repr(self))
+        self._follow = self._feed.track if change_log else None
         self._writer = RedisWriter(
-            self._client, self._prefix, self._error, self._hub, repr(self), max_batch
+            self._client,
+            self._prefix,
+            self._error,
+            self._hub,
+            self._feed,
+            repr(self),
+            max_batch,
+            change_log,
         )
 
     def __repr__(self) -> str:
@@ -115,6 +142,7 @@ class RedisStore:
         try:
             with anyio.CancelScope(shield=True):
                 await self._writer.close()
+                await self._feed.close()
         finally:
             self._hub.close_all()
             if self._owned:
@@ -223,9 +251,11 @@ class RedisStore:
         sink: Sink,
         since: int | None = None,
     ) -> Watch:
-        """See :meth:`Store.watch`."""
+        """See :meth:`Store.watch`; it sees the writes of every store on this prefix."""
         self._check_open("watch")
-        return await open_watch(self._hub, self.read, scope, key, prefix, sink, since)
+        return await open_watch(
+            self._hub, self.read, scope, key, prefix, sink, since, registered=self._follow
+        )
 
     # -- writes ----------------------------------------------------------------
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import anyio.lowlevel
 from loguru import logger
 
-from greenroom.mailbox._message import Message
 from greenroom.store._record import Tombstone, Versioned
+from greenroom.store._watch_messages import GapReason, Sink, StateChanged, WatchGap
 
 if TYPE_CHECKING:
     from greenroom.store._scope import Scope
@@ -26,48 +26,6 @@ __all__ = [
     "start_point",
 ]
 
-GapReason = Literal["delivery_failed", "replay_unavailable", "version_skipped"]
-
-
-class StateChanged(Message, frozen=True, kw_only=True):
-    """A key of a watched scope was written (or deleted, ``deleted=True``).
-
-    ``value`` is the value written, of the scope's type (``None`` for a
-    delete). After crossing a durable mailbox it arrives as plain msgpack
-    data: read the key again for a typed value, which also records it in a
-    read set. Do not mutate ``value``: the writer's returned record shares it.
-    """
-
-    scope: str
-    key: str
-    version: int
-    deleted: bool = False
-    value: object = None
-    updated_at: float
-    updated_by: str | None = None
-    trace_id: str | None = None
-
-
-class WatchGap(Message, frozen=True, kw_only=True):
-    """The watcher may have missed versions: re-read what it watches.
-
-    ``key`` is the watched key, or ``None`` for a prefix watch (then
-    ``prefix`` is set and every key under it must be re-read). ``reason``:
-    ``"delivery_failed"`` (the sink raised, e.g. a full mailbox),
-    ``"replay_unavailable"`` (the watch asked to start from a version the
-    backend cannot replay from), or ``"version_skipped"`` (a version arrived
-    that is not the next one, e.g. written by another process).
-    """
-
-    scope: str
-    key: str | None = None
-    prefix: str | None = None
-    reason: GapReason
-
-
-Sink = Callable[[StateChanged | WatchGap], None]
-"""A plain, non-blocking function that takes each message of a watch."""
-
 _FIRST_RETRY = 0.01
 _MAX_RETRY = 1.0
 
@@ -81,10 +39,13 @@ class Watch:
     sink raises, the message is dropped, a ``WatchGap`` is owed, and it is
     offered again before the next message and on a timer (10 ms, doubling up
     to 1 s) until the sink takes it or the watch is closed. The sink is
-    called in the task that completed the write, or in the event loop's
-    callback for a retry; it must not block.
+    called in the task that completed the write (or read it from a change
+    log), or in the event loop's callback for a retry; it must not block.
 
-    Watches see writes made through the store object they were opened on.
+    Which writes a watch sees is the backend's: MemoryStore and SqliteStore
+    deliver the writes made through the store object the watch was opened
+    on; RedisStore the writes of every RedisStore on the same server and
+    prefix.
     """
 
     __slots__ = (
@@ -116,7 +77,7 @@ class Watch:
         self._starting = True
         self._buffer: list[StateChanged] = []
         self._gap: WatchGap | None = None
-        self._retry: asyncio.TimerHandle | None = None
+        self._retry: asyncio.Handle | None = None
         self._retry_delay = _FIRST_RETRY
         self._closed = False
         self.delivered = 0
@@ -172,6 +133,8 @@ class Watch:
         buffered, self._buffer = self._buffer, []
         for change in buffered:
             self.publish(change)
+        if self._gap is not None and self._retry is None:  # owed by ``missed`` while starting
+            self._flush_gap()
 
     def publish(self, change: StateChanged) -> None:
         """Take one change of a watched key, in commit order."""
@@ -181,6 +144,24 @@ class Watch:
             self._buffer.append(change)
             return
         self._offer(change)
+
+    def missed(self) -> None:
+        """Changes of watched keys may have been lost before reaching the store: owe a gap.
+
+        The gap is offered once the caller's current batch of changes is
+        published (a change among them takes it first), so that a loss
+        followed by the next change of a key costs one gap, not two.
+        """
+        if self._closed:
+            return
+        self._owe_gap("version_skipped")
+        if self._starting or self._retry is not None:
+            return  # start() or the pending retry offers it
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: the next change offers the gap
+            return
+        self._retry = loop.call_soon(self._on_retry)
 
     # -- delivery --------------------------------------------------------------
 
@@ -258,56 +239,76 @@ class WatchHub:
     __slots__ = ("_keys", "_prefixes")
 
     def __init__(self) -> None:
-        self._keys: dict[tuple[str, str], list[Watch]] = {}
+        self._keys: dict[str, dict[str, list[Watch]]] = {}  # scope -> key -> watches
         self._prefixes: dict[str, list[Watch]] = {}
 
     def open(self, scope: str, key: str | None, prefix: str | None, sink: Sink) -> Watch:
         """Register a watch in its starting state (changes are buffered until ``start``)."""
         watch = Watch(self, scope, key, prefix, sink)
         if key is not None:
-            self._keys.setdefault((scope, key), []).append(watch)
+            self._keys.setdefault(scope, {}).setdefault(key, []).append(watch)
         else:
             self._prefixes.setdefault(scope, []).append(watch)
         return watch
 
     def remove(self, watch: Watch) -> None:
         """Forget a watch (called by :meth:`Watch.close`)."""
-        if watch.key is not None:
-            ident = (watch.scope, watch.key)
-            keyed = self._keys.get(ident)
-            if keyed is not None and watch in keyed:
-                keyed.remove(watch)
-                if not keyed:
-                    del self._keys[ident]
+        scope, key = watch.scope, watch.key
+        if key is not None:
+            keyed = self._keys.get(scope, {})
+            group = keyed.get(key)
+            if group is not None and watch in group:
+                group.remove(watch)
+                if not group:
+                    del keyed[key]
+                    if not keyed:
+                        del self._keys[scope]
             return
-        prefixed = self._prefixes.get(watch.scope)
+        prefixed = self._prefixes.get(scope)
         if prefixed is not None and watch in prefixed:
             prefixed.remove(watch)
             if not prefixed:
-                del self._prefixes[watch.scope]
+                del self._prefixes[scope]
 
     @property
     def active(self) -> bool:
         """Whether any watch is open (a fast check before building a message)."""
         return bool(self._keys) or bool(self._prefixes)
 
+    def watching(self, scope: str) -> bool:
+        """Whether any watch on ``scope`` is open (or opening)."""
+        return scope in self._keys or scope in self._prefixes
+
     def wants(self, scope: str, key: str) -> bool:
         """Whether any open watch covers ``key`` of ``scope``."""
-        if (scope, key) in self._keys:
+        if key in self._keys.get(scope, ()):
             return True
         return any(key.startswith(w.prefix or "") for w in self._prefixes.get(scope, ()))
 
     def publish(self, change: StateChanged) -> None:
         """Offer ``change`` to every watch on its key or on a prefix of it."""
-        for watch in tuple(self._keys.get((change.scope, change.key), ())):
-            watch.publish(change)
+        keyed = self._keys.get(change.scope)
+        if keyed is not None:
+            for watch in tuple(keyed.get(change.key, ())):
+                watch.publish(change)
         for watch in tuple(self._prefixes.get(change.scope, ())):
             if change.key.startswith(watch.prefix or ""):
                 watch.publish(change)
 
+    def missed(self, scope: str, key: str | None = None) -> None:
+        """Owe a gap to every watch covering ``key`` of ``scope`` (None: every watch on it)."""
+        keyed = self._keys.get(scope, {})
+        found = [w for k, group in keyed.items() if key in (None, k) for w in group]
+        found += [
+            w for w in self._prefixes.get(scope, ()) if (key or "").startswith(w.prefix or "")
+        ]
+        for watch in found:
+            watch.missed()
+
     def close_all(self) -> None:
         """Close every watch (the store is closing)."""
-        for group in (*self._keys.values(), *self._prefixes.values()):
+        groups = [g for keyed in self._keys.values() for g in keyed.values()]
+        for group in (*groups, *self._prefixes.values()):
             for watch in tuple(group):
                 watch.close()
 
@@ -339,11 +340,15 @@ async def open_watch(
     prefix: str | None,
     sink: Sink,
     since: int | None,
+    registered: Callable[[Scope[object]], Awaitable[None]] | None = None,
 ) -> Watch:
     """Open a watch on ``hub``: the part of ``Store.watch`` every backend shares.
 
     A key watch starts from the key's current record (read with ``read``),
     so the watcher gets every version after ``since`` or a gap.
+    ``registered`` is awaited once the watch is registered and before that
+    read (RedisStore starts following the scope's change log there); if it
+    raises, the watch is closed.
     """
     from greenroom.store._protocol import check_watch_target
     from greenroom.store._scope import check_key
@@ -352,10 +357,12 @@ async def open_watch(
     if key is not None:
         check_key(scope, key)
     watch = hub.open(scope.name, key, prefix, sink)
-    if key is None:
-        watch.start(None, None, None)
-        return watch
     try:
+        if registered is not None:
+            await registered(scope)
+        if key is None:
+            watch.start(None, None, None)
+            return watch
         record = await read(scope, key)
     except BaseException:
         watch.close()
