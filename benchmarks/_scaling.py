@@ -4,8 +4,9 @@ For each node count: a fresh system prefix; the node processes start and
 share the pool's 12 partitions (untimed); then the clock runs while the
 producer (this process, through a producer-only
 :class:`~greenroom.cluster.Node`, 120 keys, one sender task per key) sends
-``messages`` keyed messages, and until every partition stream is empty
-(entries are deleted on ack; polled every 5 ms). The producer, the nodes
+``messages`` keyed messages (from its first send; its own start-up is not
+timed), and until every partition stream is empty (entries are deleted on
+ack; polled every 5 ms). The producer, the nodes
 and redis-server share the machine's cores.
 """
 
@@ -32,7 +33,8 @@ from _scaling_node import PARTITIONS, Work  # noqa: E402
 __all__ = ["scaling_run"]
 
 
-async def _fill(url: str, system: str, messages: int) -> None:
+async def _send_and_drain(url: str, system: str, messages: int) -> float:
+    """Send ``messages`` keyed messages, wait until every partition stream is empty; seconds."""
     async with (
         RedisMailboxes(url, prefix=f"{system}:") as boxes,
         Runtime(mailboxes={"redis": boxes}) as rt,
@@ -40,14 +42,23 @@ async def _fill(url: str, system: str, messages: int) -> None:
     ):
         pool = await node.pool_ref("scale", key="key")
         keys = 120
+        streams = _streams(system)
 
         async def send(k: int) -> None:
             for seq in range(k, messages, keys):
                 await pool.tell(Work(key=f"k{k}", seq=seq))
 
+        started = time.perf_counter()
         async with anyio.create_task_group() as tg:
             for k in range(keys):
                 tg.start_soon(send, k)
+        while True:
+            async with boxes.client.pipeline(transaction=False) as pipe:
+                for stream in streams:
+                    pipe.xlen(stream)
+                if sum(await pipe.execute()) == 0:
+                    return time.perf_counter() - started
+            await anyio.sleep(0.005)
 
 
 def _streams(system: str) -> list[str]:
@@ -74,17 +85,7 @@ def scaling_run(url: str, nodes: int, messages: int, work_us: float) -> float:
             assert proc.stdout is not None
             if proc.stdout.readline().strip() != b"ready":
                 raise RuntimeError("a scaling node did not start")
-        started = time.perf_counter()
-        anyio.run(_fill, url, system, messages)
-        streams = _streams(system)
-        while True:
-            with client.pipeline(transaction=False) as pipe:
-                for stream in streams:
-                    pipe.xlen(stream)
-                if sum(pipe.execute()) == 0:
-                    break
-            time.sleep(0.005)
-        return time.perf_counter() - started
+        return anyio.run(_send_and_drain, url, system, messages)
     finally:
         for proc in procs:
             proc.terminate()

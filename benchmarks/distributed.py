@@ -43,15 +43,19 @@ prefix; each figure is the median. ``redis_mailbox_vs_raw`` is ``mailbox``
 divided by ``raw`` (the issue's target: ``>= 0.5``); ``runtime_vs_raw`` and
 ``mailbox_offer_vs_raw`` likewise.
 
-Part 2, the throughput of a keyed pool on 1, 2 and 3 node processes, is
-not measured yet; it gets its own section below part 1's, on the same
-server, and its figures go under ``"part2"`` in the JSON object.
+Part 2: the throughput of a keyed pool (``greenroom.cluster``) on 1, 2 and
+3 node processes, on the same server (see ``benchmarks/_scaling.py``): the
+nodes start and share the 12 partitions (untimed), then the clock runs
+while this process sends the messages over 120 keys and until every
+partition stream is empty. Each handler spends 100 us of CPU. Ratios
+``scaling_2_vs_1`` and ``scaling_3_vs_1``; figures under ``"part2"``.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -367,8 +371,43 @@ async def part1(url: str, args: h.BenchArgs) -> dict[str, Any]:
 
 
 # == part 2: a keyed pool on 1, 2 and 3 node processes ===========================
-# (not measured yet: it goes here, as its own section returning its figures,
-# and main() below adds them to the JSON object under "part2")
+
+SCALING_WORK_US = 100.0
+
+
+def part2(url: str, args: h.BenchArgs) -> dict[str, Any]:
+    """Measure and print part 2 (see benchmarks/_scaling.py); return its figures."""
+    from _scaling import scaling_run
+
+    total = 3_000 if args.quick else 20_000
+    repeat = 1 if args.quick else args.repeat
+    counts = (1, 2, 3)
+    runs: dict[int, list[float]] = {n: [] for n in counts}
+    for _ in range(repeat):
+        for n in counts:  # interleaved, so a noisy spell hits every count
+            runs[n].append(total / scaling_run(url, n, total, SCALING_WORK_US))
+    rates = {n: h.median(values) for n, values in runs.items()}
+    ratios = {f"scaling_{n}_vs_1": rates[n] / rates[1] for n in counts[1:]}
+    print(
+        f"part 2: a keyed pool of 12 partitions on 1, 2, 3 node processes, {total:,} "
+        f"messages over 120 keys, {SCALING_WORK_US:.0f} us of CPU per handler, median of {repeat}"
+    )
+    h.print_table(
+        ["nodes", "msg/s", "us/msg"],
+        [[str(n), h.fmt_rate(rates[n]), h.fmt_us(rates[n])] for n in counts],
+    )
+    print()
+    h.print_table(["ratio", "x"], [[name, f"{ratio:.2f}"] for name, ratio in ratios.items()])
+    print(
+        f"(this machine has {os.cpu_count()} cores, shared by the producer, redis-server and "
+        "the nodes: past that many busy processes, more nodes only add contention)"
+    )
+    return {
+        "messages": total,
+        "work_us": SCALING_WORK_US,
+        "per_second": {str(n): rate for n, rate in rates.items()},
+        "ratios": ratios,
+    }
 
 
 async def main(args: h.BenchArgs) -> None:
@@ -392,6 +431,8 @@ async def main(args: h.BenchArgs) -> None:
     )
     with redis_server(binary) as url:
         payload["part1"] = await part1(url, args)
+        print()
+        payload["part2"] = await anyio.to_thread.run_sync(part2, url, args)
     if args.json:
         h.emit_json(payload)
 
