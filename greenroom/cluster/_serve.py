@@ -37,6 +37,9 @@ async def serve_node(
     runtime's Redis mailboxes are registered as ``"redis"`` and use the key
     prefix ``"<system>:"``; their consumer is the node's name, so a node
     restarted under the same ``name`` gets its unacked entries back at once.
+    The runtime's dead letters (of every actor of the node, on any mailbox)
+    go to the system's dead-letter stream ``<system>:dead``, where ``greenroom
+    dlq --redis URL --prefix <system>:`` lists and redrives them.
     ``lease`` is how long an entry read by a dead consumer outside any
     partition waits before another process claims it; ``poll`` how often
     the mailboxes look for entries other processes put (lower: less
@@ -52,7 +55,9 @@ async def serve_node(
     """
     async with (
         RedisMailboxes(url, prefix=f"{system}:", consumer=name, lease=lease, poll=poll) as boxes,
-        Runtime(config, mailboxes={"redis": boxes}, tracer=tracer) as rt,
+        Runtime(
+            config, mailboxes={"redis": boxes}, dead_letters=boxes.dead_letters, tracer=tracer
+        ) as rt,
     ):
         with anyio.open_signal_receiver(*signals) as stream:
             async with Node(rt, boxes, name=name, heartbeat=heartbeat, takeover=takeover) as node:

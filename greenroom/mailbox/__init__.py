@@ -17,6 +17,7 @@ from greenroom.mailbox._redis_admin import (
     RedisDeadLetters,
     RedisRedriveOutcome,
 )
+from greenroom.mailbox._redis_deadletters import RedisDeadLetterSink
 from greenroom.mailbox._redis_mailbox import RedisMailbox
 from greenroom.mailbox._redis_mailbox_factory import RedisMailboxes
 from greenroom.mailbox._sqlite import SqliteMailboxes, SqliteMailboxesStatistics
@@ -41,6 +42,7 @@ __all__ = [
     "Message",
     "Overflow",
     "RedisDeadLetterRecord",
+    "RedisDeadLetterSink",
     "RedisDeadLetters",
     "RedisMailbox",
     "RedisMailboxes",

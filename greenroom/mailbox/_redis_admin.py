@@ -1,12 +1,15 @@
 """RedisDeadLetters: the dead-letter stream of RedisMailboxes, to list, show, redrive and purge.
 
 The stream is ``<prefix>dead``; each entry is one letter, with the fields
-the pump writes (see :func:`~greenroom.mailbox._redis_mailbox_entries.dead_letter`):
+the pump writes, for an entry it cannot decode (see
+:func:`~greenroom.mailbox._redis_mailbox_entries.dead_letter`) or for a
+letter the runtime made, through :class:`RedisDeadLetterSink` (see
+:func:`~greenroom.mailbox._redis_mailbox_entries.letter_fields`):
 ``actor``, ``reason``, ``error_type``, ``error``, ``at`` (seconds since the
-epoch), ``id`` (the entry's id in its actor's stream), ``h`` and ``b`` (the
-entry's header and body, as they were put), and optionally ``traceback``
-and ``attempts``. A letter is named by its entry id in the dead-letter
-stream (``1700000000000-0``).
+epoch), ``h`` and ``b`` (the envelope's header and body, as a put writes
+them), and optionally ``id`` (the entry's id in its actor's stream, for
+undecodable entries), ``traceback`` and ``attempts``. A letter is named by
+its entry id in the dead-letter stream (``1700000000000-0``).
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ class RedisDeadLetterRecord(msgspec.Struct, frozen=True, kw_only=True):
     with its tag field, such as ``{"type": "Greet", "name": "ada"}``), or the
     stored bytes when they are not msgpack. When even the entry's header
     cannot be read, ``header_ok`` is ``False`` and the envelope's ids are 0.
-    ``source_id`` is the entry's id in its actor's stream.
+    ``source_id`` is the entry's id in its actor's stream (``""`` for a
+    letter the runtime made: its message may never have been in one).
     """
 
     id: str

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import redis.asyncio
     import redis.exceptions
 
-__all__ = ["connect", "redis_error"]
+__all__ = ["connect", "drop_idle_connections", "redis_error"]
 
 _EXTRA = "pip install 'greenroom[redis]'"
 
@@ -71,3 +72,18 @@ def connect(client_or_url: redis.asyncio.Redis | str) -> tuple[redis.asyncio.Red
             "the redis client must answer bytes: create it with decode_responses=False"
         )
     return client_or_url, False
+
+
+async def drop_idle_connections(client: redis.asyncio.Redis, error: BaseException) -> None:
+    """After a connection error, close the pool's idle connections too.
+
+    When Redis restarts, every pooled connection is dead, and each would
+    fail the next command sent on it; closing them makes the next command
+    open a fresh one. Best effort: they reconnect on use anyway.
+    """
+    import redis.exceptions
+
+    if not isinstance(error, redis.exceptions.ConnectionError | OSError):
+        return
+    with contextlib.suppress(Exception):
+        await client.connection_pool.disconnect(inuse_connections=False)

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple, cast
 import msgspec
 
 from greenroom._errors import ErrorInfo
+from greenroom.mailbox._deadletter import DeadLetter
 from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._errors import UndecodableMessage
 from greenroom.mailbox._sqlite_rows import BodyDecoder, Poison
@@ -21,6 +22,7 @@ __all__ = [
     "encode_header",
     "entries_by_stream",
     "fields_of",
+    "letter_fields",
 ]
 
 PUT = """
@@ -101,15 +103,61 @@ def dead_letter(
     error = poison.error if poison is not None else ErrorInfo(type="Unknown", message="unknown")
     raw = fields or {}
     return {
-        "actor": actor,
+        "actor": _utf8(actor),
         "reason": poison.reason if poison is not None else "invalid_message",
-        "error_type": error.type,
-        "error": error.message,
+        "error_type": _utf8(error.type),
+        "error": _utf8(error.message),
         "at": repr(time.time()),
         "id": sid,
         "h": raw.get(b"h", b""),
         "b": raw.get(b"b", b""),
     }
+
+
+def letter_fields(letter: DeadLetter) -> dict[Any, Any]:
+    """The dead-letter stream's fields for a letter the runtime made. Never raises.
+
+    The same fields as :func:`dead_letter` writes, so ``RedisDeadLetters``
+    reads and redrives both alike: ``h`` is the envelope's header (its ids
+    and trace context, kept on redrive), ``b`` its body as msgpack (a
+    ``bytes`` body, a poison one, is kept as it is; a body msgpack cannot
+    encode is stored as the msgpack of its ``repr``, so the letter is still
+    kept), ``attempts`` the attempt it failed at. Without an entry id in an
+    actor's stream, ``id`` is left out.
+    """
+    envelope = letter.envelope
+    body = envelope.body
+    if isinstance(body, bytes):
+        data = body
+    else:
+        try:
+            data = _encode(body)
+        except (TypeError, ValueError, OverflowError):
+            data = _encode(f"<unencodable {type(body).__qualname__}: {body!r:.200}>")
+    try:
+        header = encode_header(envelope)
+    except (TypeError, ValueError, OverflowError):  # ids out of range: unreadable, still kept
+        header = b""
+    error = letter.error
+    fields: dict[Any, Any] = {
+        "actor": _utf8(letter.actor),
+        "reason": _utf8(letter.reason),
+        "error_type": _utf8(error.type),
+        "error": _utf8(error.message),
+        "at": repr(letter.at or time.time()),
+        "attempts": envelope.attempt,
+        "h": header,
+        "b": data,
+    }
+    if error.traceback is not None:
+        fields["traceback"] = _utf8(error.traceback)
+    return fields
+
+
+def _utf8(text: str) -> bytes:
+    # Encoded here, not by the client: a lone surrogate in an error's text
+    # would otherwise fail the whole pipelined write, again on every retry.
+    return text.encode("utf-8", "backslashreplace")
 
 
 def fields_of(

@@ -16,6 +16,7 @@ from greenroom.mailbox._config import MailboxConfig
 from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._errors import MailboxUnavailable, UndecodableMessage
 from greenroom.mailbox._redis_client import connect, redis_error
+from greenroom.mailbox._redis_deadletters import RedisDeadLetterSink
 from greenroom.mailbox._redis_mailbox import RedisMailbox
 from greenroom.mailbox._redis_mailboxes import Pump
 from greenroom.mailbox._redis_outbox import Outbox, claim_pending
@@ -31,13 +32,18 @@ class RedisMailboxes:
     """Durable mailboxes on Redis Streams, one stream per actor.
 
     Use as ``async with RedisMailboxes(url) as boxes:`` around the runtime,
-    and pass it as ``Runtime(mailboxes={"durable": boxes})``. Keys:
+    and pass it as ``Runtime(mailboxes={"durable": boxes},
+    dead_letters=boxes.dead_letters)``. Keys:
     ``<prefix>{<actor>}:s`` (the stream, consumer group ``greenroom``),
     ``<prefix>{<actor>}:a`` (attempts of retried entries),
     ``<prefix>{<actor>}:d:<id>`` (dedupe markers of unacked envelopes,
     deleted on ack, expiring after ``dedupe_ttl`` at the latest), and
-    ``<prefix>dead`` (the dead-letter stream: undecodable entries with their
-    error).
+    ``<prefix>dead`` (the dead-letter stream: entries that cannot be decoded,
+    and, with :attr:`dead_letters` as the runtime's sink, every dead letter
+    the runtime makes, such as a message that failed past its retry policy;
+    each with its error, read by :class:`RedisDeadLetters` and ``greenroom
+    dlq --redis URL --prefix P``). Without that sink the runtime keeps its
+    dead letters in memory, and only the undecodable entries reach the stream.
 
     Args:
         client_or_url: a ``redis://`` URL, or a ``redis.asyncio.Redis``
@@ -81,6 +87,7 @@ class RedisMailboxes:
             dedupe_ttl=dedupe_ttl,
             poll=poll,
         )
+        self._dead_letters = RedisDeadLetterSink(self._pump)
         self._decoders: dict[tuple[type, ...], BodyDecoder] = {}
         self._outboxes: dict[tuple[str, int], Outbox] = {}
         self._state = "new"
@@ -118,6 +125,17 @@ class RedisMailboxes:
         return self._client
 
     @property
+    def dead_letters(self) -> RedisDeadLetterSink:
+        """The sink that writes the runtime's dead letters to the dead-letter stream.
+
+        Pass it as ``Runtime(dead_letters=boxes.dead_letters)``. Letters are
+        written by the mailboxes' pump, batched with its other writes and
+        kept through Redis outages; one added after the mailboxes are closed
+        is dropped (logged). See :class:`RedisDeadLetterSink`.
+        """
+        return self._dead_letters
+
+    @property
     def dead_key(self) -> str:
         """The dead-letter stream's key."""
         return self._pump.dead_key
@@ -135,12 +153,14 @@ class RedisMailboxes:
             await self._client.ping()
         except redis_error() as error:
             self._state = "closed"
+            self._pump.stopped = True
             await self._close_client()
             raise MailboxUnavailable(
                 f"redis (prefix {self.prefix})", "connect", str(error) or repr(error)
             ) from error
         except BaseException:
             self._state = "closed"
+            self._pump.stopped = True
             await self._close_client()
             raise
         self._task_group = anyio.create_task_group()

@@ -1,7 +1,8 @@
 """The pump of RedisMailboxes: one task that writes and reads every actor's stream.
 
 Each cycle sends, in one pipeline: acks (XACK + XDEL), saved attempts,
-dead letters, then puts (a Lua script: dedupe the envelope id with
+dead letters (of undecodable entries, and the runtime's through
+:class:`RedisDeadLetterSink`), then puts (a Lua script: dedupe the envelope id with
 ``SET NX PX``, check ``XLEN`` against the capacity, ``XADD``). Then it
 reads, for mailboxes starting, their own pending entries (a previous
 incarnation's), and for mailboxes with room and something to read, new
@@ -109,6 +110,7 @@ class Pump:
         self.batch = batch
         self.lease = lease
         self.poll = poll
+        self.dedupe_ttl = dedupe_ttl
         self._ttl_ms = max(1, int(dedupe_ttl * 1000))
         self.boxes: dict[str, RedisMailbox] = {}
         self.puts: deque[PutOp] = deque()
@@ -117,6 +119,7 @@ class Pump:
         self.letters: list[dict[Any, Any]] = []
         self.flushers: list[asyncio.Future[None]] = []
         self.closing = False
+        self.stopped = False  # the task has ended (or never will run): nothing more is written
         self.rejected: Callable[[Envelope, Poison | None], None] | None = None
         self.outage = Outage(prefix)
         self._event = asyncio.Event()
@@ -190,6 +193,12 @@ class Pump:
 
     async def run(self) -> None:
         """Write and read until closing and nothing is queued; ride out Redis outages."""
+        try:
+            await self._run()
+        finally:
+            self.stopped = True
+
+    async def _run(self) -> None:
         while True:
             idle = not (self.puts or self.acks or self.attempts or self.letters or self.flushers)
             if self.closing and idle:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Self, TypeVar, cast
 
 import anyio
 
 from greenroom._errors import UsageError
-from greenroom.mailbox._redis_client import connect, redis_error
+from greenroom.mailbox._redis_client import connect, drop_idle_connections, redis_error
 from greenroom.store._errors import StoreClosed, StoreUnavailable
 from greenroom.store._protocol import check_expected
 from greenroom.store._readset import ReadEntry
@@ -122,7 +122,7 @@ class RedisStore:
     async def __aenter__(self) -> Self:
         """Check that the server answers; raises :class:`StoreUnavailable` if not."""
         self._check_open("open")
-        with self._unavailable("open"):
+        async with self._unavailable("open"):
             await self._client.ping()
         return self
 
@@ -153,11 +153,12 @@ class RedisStore:
         if self._closed:
             raise StoreClosed("RedisStore", operation)
 
-    @contextlib.contextmanager
-    def _unavailable(self, operation: str) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def _unavailable(self, operation: str) -> AsyncIterator[None]:
         try:
             yield
         except self._error as error:
+            await drop_idle_connections(self._client, error)
             raise StoreUnavailable(repr(self), operation, str(error) or repr(error)) from error
 
     # -- reads -----------------------------------------------------------------
@@ -166,7 +167,7 @@ class RedisStore:
         """See :meth:`Store.read`."""
         self._check_open("read")
         check_key(scope, key)
-        with self._unavailable("read"):
+        async with self._unavailable("read"):
             version, meta = await self._client.hmget(
                 record_key(self._prefix, scope.name, key), ["v", "m"]
             )
@@ -205,7 +206,7 @@ class RedisStore:
         end = prefix_end(prefix)
         low = b"[" + key_bytes(prefix)
         high = b"+" if end is None else b"(" + key_bytes(end)
-        with self._unavailable("scan"):
+        async with self._unavailable("scan"):
             flat = await self._client.eval(
                 SCAN,
                 1,
@@ -232,11 +233,13 @@ class RedisStore:
         pairs = list(dict.fromkeys((e.scope, e.key) for e in entries))
         if not pairs:
             return ()
-        with self._unavailable("check_fresh"):
-            async with self._client.pipeline(transaction=False) as pipe:
-                for scope, key in pairs:
-                    pipe.hget(record_key(self._prefix, scope, key), "v")
-                answers = await pipe.execute()
+        async with (
+            self._unavailable("check_fresh"),
+            self._client.pipeline(transaction=False) as pipe,
+        ):
+            for scope, key in pairs:
+                pipe.hget(record_key(self._prefix, scope, key), "v")
+            answers = await pipe.execute()
         current = {
             pair: int(v) if v is not None else 0 for pair, v in zip(pairs, answers, strict=True)
         }

@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, cast
 
+from greenroom.mailbox._redis_client import drop_idle_connections
 from greenroom.store._errors import StoreUnavailable, VersionConflict
 from greenroom.store._record import Tombstone, Versioned
 from greenroom.store._redis_changes import ChangeFeed, Outcome, settle
@@ -176,6 +177,7 @@ class RedisWriter:
             failure.__cause__ = error
             for op in batch:
                 settle(op.future, failure)
+            await drop_idle_connections(self._client, error)
             return
         except Exception as error:  # not a redis error: fail the batch, keep the task
             for op in batch:
