@@ -28,7 +28,7 @@ import anyio.abc
 import msgspec
 from loguru import logger
 
-from greenroom._errors import ActorStopped, AskTimeout, UsageError
+from greenroom._errors import ActorStopped, AskTimeout, InvalidSpec, UsageError
 from greenroom.actors import Actor, ChildSpec, Runtime, SupervisorRef, SupervisorSpec
 from greenroom.cluster._errors import UnknownPool
 from greenroom.cluster._keys import ACQUIRE, HEARTBEAT, RELEASE, RENEW, Keys
@@ -314,7 +314,13 @@ class Node:
                     pool.worker.mailbox, capacity=pool.capacity, kind=self.kind
                 ),
             )
-            await pool.supervisor.start_child(worker)
+            try:
+                await pool.supervisor.start_child(worker)
+            except InvalidSpec:
+                # A child of that id survived an earlier stop that failed
+                # half-way: stop and forget it, then start afresh.
+                await self._forget_child(pool, partition)
+                await pool.supervisor.start_child(worker)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._release(pool, partition)
@@ -328,11 +334,7 @@ class Node:
 
     async def _stop_partition(self, pool: _Hosted, partition: int, *, release: bool) -> None:
         pool.owned.discard(partition)
-        try:
-            await pool.supervisor.terminate_child(str(partition))
-            await pool.supervisor.delete_child(str(partition))
-        except Exception as error:  # the supervisor is gone (runtime stopping): nothing runs
-            logger.debug("greenroom: stopping {}/{}: {}", pool.name, partition, error)
+        await self._forget_child(pool, partition)
         logger.bind(node=self.name, actor=f"{pool.name}/{partition}").info(
             "greenroom: {} stopped hosting {}/{}", self.name, pool.name, partition
         )
@@ -341,6 +343,17 @@ class Node:
             # node may claim the rest, or it would handle them again.
             await self.mailboxes.flush()
             await self._release(pool, partition)
+
+    async def _forget_child(self, pool: _Hosted, partition: int) -> None:
+        """Stop partition ``partition``'s worker and delete its spec from the pool's supervisor."""
+        child = str(partition)
+        try:
+            await pool.supervisor.terminate_child(child)
+            await pool.supervisor.delete_child(child)
+        except InvalidSpec:  # no such child (never started, or gone already)
+            pass
+        except Exception as error:  # the supervisor is gone (runtime stopping): nothing runs
+            logger.warning("greenroom: stopping {}/{} failed: {}", pool.name, partition, error)
 
     async def _release(self, pool: _Hosted, partition: int) -> None:
         try:

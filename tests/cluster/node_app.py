@@ -61,6 +61,8 @@ def main() -> None:
             print("hosts", actor.split("/")[1], flush=True)
         elif actor is not None and "stopped hosting" in text:
             print("stopped", actor.split("/")[1], flush=True)
+        elif record["level"].no >= 30:  # warnings and errors, for the driver's failure report
+            print("log", record["level"].name, text.replace("\n", " | "), flush=True)
 
     logger.add(sink, level="INFO")
 

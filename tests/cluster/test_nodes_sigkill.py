@@ -95,13 +95,17 @@ class Cluster:
         self.ready: set[str] = set()
         self.exited: set[str] = set()
         self.took: list[tuple[str, int]] = []
+        self.logs: list[str] = []  # the nodes' warnings and errors
 
     def wait(self, condition: object, what: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while not condition():  # type: ignore[operator]
             left = deadline - time.monotonic()
             if left <= 0:
-                pytest.fail(f"timed out waiting for {what}; hosting {dict(self.hosting)}")
+                pytest.fail(
+                    f"timed out waiting for {what}; hosting {dict(self.hosting)}; "
+                    f"the nodes logged: {self.logs[-20:]}"
+                )
             try:
                 name, line = self.events.get(timeout=left)
             except queue.Empty:
@@ -116,6 +120,8 @@ class Cluster:
                 self.hosting[name].discard(int(arg))
             elif word == "exited":
                 self.exited.add(name)
+            elif word == "log":
+                self.logs.append(f"{name}: {arg}")
 
 
 def test_three_nodes_share_a_keyed_pool_and_a_sigkill_loses_nothing() -> None:
