@@ -30,14 +30,15 @@ from tests._redis_server import redis_url
 from tests.cluster.node_app import PARTITIONS, Step
 
 ROOT = Path(__file__).resolve().parents[2]
+Event = tuple[str, str, float]  # node, line of output, when it was read
 MESSAGES = 10_000
 KEYS = 100
 
 
 class NodeProcess:
-    """One node process; its output lines go to a shared queue as (name, line)."""
+    """One node process; its output lines go to a shared queue as (name, line, time read)."""
 
-    def __init__(self, url: str, system: str, name: str, events: queue.Queue[tuple[str, str]]):
+    def __init__(self, url: str, system: str, name: str, events: queue.Queue[Event]):
         self.name = name
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.cluster.node_app", url, system, name, "0.2", "1.0"],
@@ -54,7 +55,7 @@ class NodeProcess:
         for thread in self._threads:
             thread.start()
 
-    def _read(self, events: queue.Queue[tuple[str, str]]) -> None:
+    def _read(self, events: queue.Queue[Event]) -> None:
         stdout = self.process.stdout
         assert stdout is not None
         pending = b""
@@ -62,8 +63,8 @@ class NodeProcess:
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for line in lines:
-                events.put((self.name, line.decode()))
-        events.put((self.name, "exited"))
+                events.put((self.name, line.decode(), time.monotonic()))
+        events.put((self.name, "exited", time.monotonic()))
 
     def _drain_stderr(self) -> None:
         assert self.process.stderr is not None
@@ -90,11 +91,11 @@ class Cluster:
     """What the driver knows from the nodes' output."""
 
     def __init__(self) -> None:
-        self.events: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.events: queue.Queue[Event] = queue.Queue()
         self.hosting: dict[str, set[int]] = defaultdict(set)
         self.ready: set[str] = set()
         self.exited: set[str] = set()
-        self.took: list[tuple[str, int]] = []
+        self.took: list[tuple[str, int, float]] = []
         self.logs: list[str] = []  # the nodes' warnings and errors
 
     def wait(self, condition: object, what: str, timeout: float = 30.0) -> None:
@@ -107,7 +108,7 @@ class Cluster:
                     f"the nodes logged: {self.logs[-20:]}"
                 )
             try:
-                name, line = self.events.get(timeout=left)
+                name, line, at = self.events.get(timeout=left)
             except queue.Empty:
                 continue
             word, _, arg = line.partition(" ")
@@ -115,7 +116,7 @@ class Cluster:
                 self.ready.add(name)
             elif word == "hosts":
                 self.hosting[name].add(int(arg))
-                self.took.append((name, int(arg)))
+                self.took.append((name, int(arg), at))
             elif word == "stopped":
                 self.hosting[name].discard(int(arg))
             elif word == "exited":
@@ -139,6 +140,7 @@ def test_three_nodes_share_a_keyed_pool_and_a_sigkill_loses_nothing() -> None:
             "the partitions shared 4/4/4",
         )
         victim_partitions = set(cluster.hosting[victim])
+        killed_at: list[float] = []
 
         async def produce() -> None:
             async with (
@@ -154,6 +156,7 @@ def test_three_nodes_share_a_keyed_pool_and_a_sigkill_loses_nothing() -> None:
                         await keyed.tell(Step(key=key, seq=seq))
                         if key == "k0" and seq == per_key // 2:
                             os.kill(nodes[victim].process.pid, signal.SIGKILL)
+                            killed_at.append(time.monotonic())
 
                 async with anyio.create_task_group() as tg:
                     for k in range(KEYS):
@@ -187,8 +190,11 @@ def test_three_nodes_share_a_keyed_pool_and_a_sigkill_loses_nothing() -> None:
 
     # The killed node's partitions moved to the survivors.
     assert victim_partitions
-    moved = {p for n, p in cluster.took if n in survivors and p in victim_partitions}
-    assert moved == victim_partitions
+    moved = {p: at for n, p, at in cluster.took if n in survivors and p in victim_partitions}
+    assert set(moved) == victim_partitions
+    # Within takeover (1 s) + a heartbeat (0.2 s) + a beat to see it, plus slack for a busy box.
+    takeover = max(moved.values()) - killed_at[0]
+    assert takeover < 4.0, f"partitions moved {takeover:.2f} s after the kill"
     # Per key: first handlings in order; a repeat only of what the victim had not acked.
     by_key: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for node_name, key, seq, _attempt in handled:
@@ -207,5 +213,8 @@ def test_three_nodes_share_a_keyed_pool_and_a_sigkill_loses_nothing() -> None:
         assert order == sorted(order), f"{key} out of order: {order}"
         assert sorted(seen) == list(range(MESSAGES // KEYS))
     assert repeats < MESSAGES // 10
-    print(f"handled {len(handled)} for {MESSAGES} messages ({repeats} redelivered)")
+    print(
+        f"handled {len(handled)} for {MESSAGES} messages ({repeats} redelivered); "
+        f"partitions moved {takeover:.2f} s after the kill"
+    )
     assert all(codes[n] == 0 for n in survivors), (codes, [nodes[n].stderr for n in survivors])
