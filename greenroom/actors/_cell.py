@@ -211,6 +211,7 @@ class Cell:
             current_tracer.set(tracer)  # this task's context only
             append, appended = tracer.message_rows()
         rows = 0  # appended, not yet told: told every `throughput` messages and when idle
+        actor_name = self.name
 
         # One clock read per traced message: a message handled right after
         # another starts when that one ended (0.0: the clock must be read).
@@ -262,19 +263,14 @@ class Cell:
                     attempt = envelope.attempt
                     message_id = envelope.id
                     append(
-                        (
+                        MessageRow(
                             message_id if attempt == 1 else attempt_span_id(message_id, attempt),
                             envelope.trace_id,
                             envelope.parent_span_id,
-                            "message",
                             type(body).__qualname__,
-                            self.name,
+                            actor_name,
                             start,
                             end,
-                            "ok",
-                            None,
-                            None,
-                            None,
                         )
                     )
                     rows += 1

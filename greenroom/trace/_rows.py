@@ -11,9 +11,9 @@ from greenroom._errors import ErrorInfo
 from greenroom.trace._redact import redact_text
 from greenroom.trace._span import Span
 from greenroom.trace._tracer import (
+    MessageRow,
     RawSpan,
     describe_error,
-    expand_entry,
     redact_attributes,
 )
 
@@ -21,8 +21,10 @@ __all__ = [
     "INPUT_TOKENS",
     "OUTPUT_TOKENS",
     "Row",
+    "row_of_message",
     "row_of_raw",
     "row_of_span",
+    "rows_of_entries",
     "rows_of_raw",
     "span_of_row",
     "tokens_of",
@@ -130,9 +132,27 @@ def rows_of_raw(raws: Iterable[RawSpan]) -> list[Row]:
     return [row_of_raw(raw) for raw in raws]
 
 
-def rows_of_entries(entries: Iterable[tuple[object, ...]]) -> list[Row]:
-    """Buffered entries as rows; a message span that went well is its row already."""
+def rows_of_entries(entries: Iterable[MessageRow | RawSpan]) -> list[Row]:
+    """Buffered entries as rows, redacted."""
     return [
-        cast(Row, entry) if len(entry) == 12 else row_of_raw(expand_entry(entry))
+        row_of_message(entry) if type(entry) is MessageRow else row_of_raw(cast(RawSpan, entry))
         for entry in entries
     ]
+
+
+def row_of_message(row: MessageRow) -> Row:
+    """A :class:`MessageRow` as a row of ``greenroom_spans``."""
+    return (
+        row.span_id,
+        row.trace_id,
+        row.parent_id,
+        "message",
+        row.name,
+        row.actor,
+        row.start,
+        row.end,
+        "ok",
+        None,
+        None,
+        None,
+    )

@@ -17,6 +17,12 @@ import msgspec
 from loguru import logger
 
 from greenroom._errors import UsageError
+from greenroom.trace._batch import (
+    INSERT_MESSAGE_ROWS,
+    encode_message_rows,
+    json_batch_supported,
+    split_entries,
+)
 from greenroom.trace._errors import TraceStoreUnavailable
 from greenroom.trace._export import SpanExporter
 from greenroom.trace._rows import Row, row_of_span, rows_of_entries, span_of_row
@@ -93,17 +99,23 @@ class SqliteTraceStore:
     into ``store.tracer`` (or pass the ``tracer`` to use). While open, a
     background task drains the tracer every ``flush_interval`` seconds
     (at most 1) — at once again while it finds full batches — and writes
-    each batch of up to ``max_batch`` spans in one transaction
-    (``executemany``, parameterised). Leaving the block (or :meth:`aclose`)
-    stops that task, writes what is buffered (within ``close_timeout``
-    seconds, even when cancelled) and closes. Open and close in the same task.
+    each batch of up to ``max_batch`` spans in one transaction,
+    parameterised. The message spans of a batch go as one JSON parameter
+    that SQLite unpacks with the GIL released, so writing does not take the
+    GIL from the actors once per row (used where SQLite reads back the exact
+    doubles written, checked on open; otherwise, like other spans, by
+    ``executemany``). Leaving the block (or :meth:`aclose`) stops that task,
+    writes what is buffered (within ``close_timeout`` seconds, even when
+    cancelled) and closes. Open and close in the same task.
 
     The file is in WAL mode, so other connections and processes (``greenroom
     trace``) read it while it is written; reads here use their own
     connection. Attributes and errors are redacted before they are written
-    (and before exporters see them). Retention runs every few seconds and on
-    :meth:`prune`: spans that started more than ``retention_seconds`` ago are
-    deleted, then the oldest beyond ``max_spans``. ``None`` means no limit.
+    (and before exporters see them). Retention runs every 5 seconds (the
+    first 5 seconds after opening), when a write takes the table past
+    ``max_spans``, and on :meth:`prune`: spans that started more than
+    ``retention_seconds`` ago are deleted, then the oldest beyond
+    ``max_spans``. ``None`` means no limit.
 
     Spans and batches that cannot be written are logged (loguru, event
     ``trace_write_failed``) and counted, never raised into the application.
@@ -146,6 +158,7 @@ class SqliteTraceStore:
         self._max_spans = max_spans
         self._interval = flush_interval
         self._max_batch = max_batch
+        self._json_batches = False  # set on open: SQLite takes message rows as one JSON batch
         self._exporters = tuple(exporters)
         self._close_timeout = close_timeout
         self._writer: aiosqlite.Connection | None = None
@@ -171,6 +184,7 @@ class SqliteTraceStore:
             await self._writer.execute("PRAGMA synchronous = NORMAL")
             await self._writer.execute("PRAGMA busy_timeout = 5000")
             await migrate(self._writer)
+            self._json_batches = await json_batch_supported(self._writer)
             rows = list(await self._writer.execute_fetchall("SELECT count(*) FROM greenroom_spans"))
             self._count = int(rows[0][0])
             self._reader = await aiosqlite.connect(self._path, isolation_level=None)
@@ -188,6 +202,9 @@ class SqliteTraceStore:
         except BaseException:
             await self._close_connections()
             raise
+        # The first retention pass waits its turn: run at once, it would contend
+        # for the GIL with whatever the application does right after opening.
+        self._last_prune = time.monotonic()
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         await self._task_group.start(self._run)
@@ -266,59 +283,82 @@ class SqliteTraceStore:
             # Drain what is there now, not what keeps arriving while we write.
             remaining = tracer.statistics().buffered
             while remaining > 0:
-                raws = tracer.drain_entries(min(remaining, self._max_batch))
-                if not raws:
+                entries = tracer.drain_entries(min(remaining, self._max_batch))
+                if not entries:
                     break
-                remaining -= len(raws)
-                full = len(raws) == self._max_batch
+                remaining -= len(entries)
+                full = len(entries) == self._max_batch
                 try:
-                    rows = rows_of_entries(raws)
+                    batch: bytes | None = None
+                    in_batch = 0
+                    if self._json_batches:
+                        messages, others = split_entries(entries)
+                        if messages:
+                            batch, in_batch = encode_message_rows(messages), len(messages)
+                        rows = rows_of_entries(others)
+                    else:
+                        rows = rows_of_entries(entries)
                     spans = (
-                        [to_span(expand_entry(raw)) for raw in raws] if self._exporters else None
+                        [to_span(expand_entry(entry)) for entry in entries]
+                        if self._exporters
+                        else None
                     )
                 except Exception as error:  # a bug here must not stop the flush task
-                    self._failed += len(raws)
+                    self._failed += len(entries)
                     logger.bind(event="trace_write_failed").opt(exception=error).warning(
                         "trace store {path}: {n} spans could not be converted",
                         path=self._path,
-                        n=len(raws),
+                        n=len(entries),
                     )
                     continue
                 # Shielded: spans taken from the tracer are written, not lost to a cancel.
                 with anyio.CancelScope(shield=True):
-                    written += await self._write_rows(rows, spans)
+                    written += await self._write_rows(rows, spans, batch, in_batch)
         return written, full
 
-    async def _write_rows(self, rows: list[Row], spans: Sequence[Span] | None) -> int:
+    async def _write_rows(
+        self,
+        rows: list[Row],
+        spans: Sequence[Span] | None,
+        batch: bytes | None = None,
+        in_batch: int = 0,
+    ) -> int:
+        """Write ``rows`` and ``batch`` (``in_batch`` message rows as JSON) in one transaction."""
         db = self._writer
-        if db is None or not rows:
+        n = len(rows) + in_batch
+        if db is None or n == 0:
             return 0
         try:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                await db.executemany(_INSERT, rows)
-                await db.execute("COMMIT")
-            except BaseException:
-                with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
-                    await db.execute("ROLLBACK")
-                raise
+            if not rows:
+                await db.execute(INSERT_MESSAGE_ROWS, (batch,))  # one statement, one transaction
+            else:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    if batch is not None:
+                        await db.execute(INSERT_MESSAGE_ROWS, (batch,))
+                    await db.executemany(_INSERT, rows)
+                    await db.execute("COMMIT")
+                except BaseException:
+                    with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
+                        await db.execute("ROLLBACK")
+                    raise
         except sqlite3.Error as error:
-            self._failed += len(rows)
+            self._failed += n
             logger.bind(event="trace_write_failed", path=self._path).warning(
                 "trace store {path}: {n} spans could not be written: {error}",
                 path=self._path,
-                n=len(rows),
+                n=n,
                 error=error,
             )
             return 0
-        self._written += len(rows)
+        self._written += n
         self._batches += 1
-        self._count += len(rows)
+        self._count += n
         if self._exporters:
             self._export(spans if spans is not None else [span_of_row(row) for row in rows])
         if self._max_spans is not None and self._count > self._max_spans:
             await self._prune()
-        return len(rows)
+        return n
 
     def _export(self, spans: Sequence[Span]) -> None:
         for exporter in self._exporters:

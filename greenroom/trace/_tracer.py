@@ -1,10 +1,11 @@
 """The tracer: where spans are recorded, cheaply, to be written later.
 
-The hot path (an actor handling a message) calls :meth:`Tracer.record`: one
-tuple appended to a bounded deque, no lookups, no formatting, no I/O. Names
-given as types are turned into text, errors into :class:`ErrorInfo` and
-attributes redacted only when the buffer is drained, off the hot path, by a
-trace store (:class:`SqliteTraceStore`) or :meth:`Tracer.drain`.
+The hot path (an actor handling a message) appends one :class:`MessageRow`
+to a bounded deque: no lookups, no formatting, no I/O. Other spans go through
+:meth:`Tracer.record`; names given as types are turned into text, errors into
+:class:`ErrorInfo` and attributes redacted only when the buffer is drained,
+off the hot path, by a trace store (:class:`SqliteTraceStore`) or
+:meth:`Tracer.drain`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
+from itertools import repeat, starmap
 from types import TracebackType
 from typing import Final, Protocol, cast
 
@@ -64,6 +66,27 @@ RawSpan = tuple[
 _time = time.time
 
 
+class MessageRow(msgspec.Struct, array_like=True, gc=False):
+    """The span of a message handled without error, as the actor loop buffers it.
+
+    Made positionally on the hot path (``MessageRow(span_id, trace_id,
+    parent_id, name, actor, start, end)``, see :meth:`Tracer.message_rows`);
+    kind ``"message"``, status ``"ok"`` and no attributes, tokens or error
+    are implied. Untracked by the garbage collector (it holds only ints,
+    text and floats), so a buffer full of rows costs collections nothing,
+    and encoded by msgspec as a JSON array, so a trace store writes a batch
+    of them with no Python code per row. Times are wall-clock seconds.
+    """
+
+    span_id: int
+    trace_id: int
+    parent_id: int | None
+    name: str
+    actor: str
+    start: float
+    end: float
+
+
 class TracerStatistics(msgspec.Struct, frozen=True, kw_only=True):
     """Counters of a :class:`Tracer` since it was made.
 
@@ -88,7 +111,7 @@ class Tracer:
     belongs to one event loop; recording from other threads is safe but may
     miscount drops.
 
-    ``capacity`` (spans, default 65,536) bounds memory: about 200 bytes per
+    ``capacity`` (spans, default 65,536) bounds memory: about 150 bytes per
     buffered message span, more for spans with attributes.
     """
 
@@ -98,7 +121,7 @@ class Tracer:
         if type(capacity) is not int or capacity < 1:
             raise UsageError(f"Tracer capacity is a number of spans >= 1, got {capacity!r}")
         self._capacity = capacity
-        self._buffer: deque[RawSpan] = deque(maxlen=capacity)
+        self._buffer: deque[MessageRow | RawSpan] = deque(maxlen=capacity)
         self._drained = 0
         self._appended = 0  # entries appended (message_rows() tells its count in bulk)
 
@@ -145,12 +168,12 @@ class Tracer:
         end: float,
         error: BaseException | None = None,
     ) -> None:
-        """Record the span of handling one delivery of a message: the hottest path.
+        """Record the span of handling one delivery of a message.
 
         The ids and the body's type name are read from ``envelope`` now (it
         is not kept); ``attempt`` is passed because a retry changes the
-        envelope's attempt. Cheaper than :meth:`record`. O(1); never blocks
-        or raises.
+        envelope's attempt. O(1); never blocks or raises. The actor loop
+        appends the :class:`MessageRow` itself (:meth:`message_rows`).
         """
         message_id = envelope.id
         span_id = message_id if attempt == 1 else attempt_span_id(message_id, attempt)
@@ -167,25 +190,16 @@ class Tracer:
                 error,
             )
             return
-        buffer = self._buffer
         self._appended += 1
-        # Buffered as the very row the trace store writes (see MessageRow):
-        # nothing to convert when drained, and a tuple of atomic values that
-        # the garbage collector untracks, so a full buffer costs it nothing.
-        buffer.append(
-            (  # type: ignore[arg-type]
+        self._buffer.append(
+            MessageRow(
                 span_id,
                 envelope.trace_id,
                 envelope.parent_span_id,
-                "message",
                 type(envelope.body).__qualname__,
                 actor,
                 start,
                 end,
-                "ok",
-                None,
-                None,
-                None,
             )
         )
 
@@ -231,18 +245,21 @@ class Tracer:
 
     # -- draining ------------------------------------------------------------
 
-    def drain_entries(self, limit: int | None = None) -> list[tuple[object, ...]]:
-        """Take up to ``limit`` buffered entries as stored (message spans unexpanded).
+    def drain_entries(self, limit: int | None = None) -> list[MessageRow | RawSpan]:
+        """Take up to ``limit`` buffered entries as stored (message spans as :class:`MessageRow`).
 
         For trace stores that turn entries into rows directly; see
-        :func:`expand_entry` for the :data:`RawSpan` of one.
+        :func:`expand_entry` for the :data:`RawSpan` of one. Taking all of
+        them is a bulk copy, with no Python code per entry.
         """
         buffer = self._buffer
-        n = len(buffer) if limit is None else min(limit, len(buffer))
-        pop = buffer.popleft
-        taken = [pop() for _ in range(n)]
-        self._drained += n
-        return taken  # type: ignore[return-value]
+        if limit is None or limit >= len(buffer):
+            taken = list(buffer)
+            buffer.clear()
+        else:
+            taken = list(starmap(buffer.popleft, repeat((), limit)))
+        self._drained += len(taken)
+        return taken
 
     def drain_raw(self, limit: int | None = None) -> list[RawSpan]:
         """Take up to ``limit`` buffered spans (all if ``None``), oldest first, as recorded.
@@ -264,13 +281,13 @@ class Tracer:
     def message_rows(self) -> tuple[Callable[[MessageRow], None], Callable[[int], None]]:
         """The hottest path, for the actor loop: ``(append, appended)``.
 
-        ``append(row)`` buffers a :data:`MessageRow` (a message handled
+        ``append(row)`` buffers a :class:`MessageRow` (a message handled
         without error) with no Python frame in between; ``appended(n)`` tells
         how many rows were appended, in bulk (the actor loop tells every
         ``throughput`` messages and when it goes idle), so that the count of
         drops in :meth:`statistics` stays right.
         """
-        return self._buffer.append, self._count_appended  # type: ignore[return-value]
+        return self._buffer.append, self._count_appended
 
     def _count_appended(self, n: int) -> None:
         self._appended += n
@@ -402,18 +419,23 @@ class _Delivered(Protocol):
     def body(self) -> object: ...
 
 
-def expand_entry(raw: tuple[object, ...]) -> RawSpan:
-    """A buffered entry as the 10-tuple of :meth:`Tracer.record` (message spans are rows)."""
-    if len(raw) == 10:
+def expand_entry(raw: MessageRow | RawSpan) -> RawSpan:
+    """A buffered entry as the 10-tuple of :meth:`Tracer.record`."""
+    if type(raw) is not MessageRow:
         return cast(RawSpan, raw)
-    span_id, trace_id, parent, kind, name, actor, start, end = cast(MessageRow, raw)[:8]
-    return (trace_id, span_id, parent, kind, name, actor, start, end, None, None)
-
-
-MessageRow = tuple[int, int, "int | None", str, str, str, float, float, str, None, None, None]
-"""What :meth:`Tracer.record_message` buffers for a message handled without error: the
-trace store's row itself (span, trace, parent, kind, name, actor, start, end,
-status, tokens, attributes, error)."""
+    row = raw
+    return (
+        row.trace_id,
+        row.span_id,
+        row.parent_id,
+        "message",
+        row.name,
+        row.actor,
+        row.start,
+        row.end,
+        None,
+        None,
+    )
 
 
 def to_span(raw: RawSpan) -> Span:

@@ -11,7 +11,15 @@ import anyio.lowlevel
 import pytest
 
 from greenroom import UsageError
-from greenroom.trace import Span, SqliteTraceStore, Tracer, TraceStoreUnavailable, new_id
+from greenroom.trace import (
+    MessageRow,
+    Span,
+    SqliteTraceStore,
+    Tracer,
+    TraceStoreUnavailable,
+    new_id,
+)
+from greenroom.trace._schema import COLUMNS
 
 from ._spans import record_all, request_spans
 
@@ -157,6 +165,44 @@ async def test_readers_see_committed_batches_while_a_writer_keeps_writing(tmp_pa
             await store.flush()
             seen.append(_count(path))
         assert seen == list(range(50, 550, 50))
+
+
+@pytest.mark.parametrize("fallback", [False, True], ids=["json-batch", "executemany"])
+async def test_message_rows_are_written_exactly_as_buffered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallback: bool
+) -> None:
+    if fallback:  # as where SQLite lacks JSON or reads doubles back inexactly
+        monkeypatch.setattr("greenroom.trace._store.json_batch_supported", _unsupported)
+    path = tmp_path / "t.db"
+    now = time.time()
+    rows = []
+    for i in range(300):
+        sid = new_id()
+        start = now + i * 1.1e-6
+        parent = None if i % 3 else sid - 1
+        name = 'Work "é" \\ 2' if i % 2 else "Work"
+        rows.append(
+            MessageRow(sid, sid if i % 2 else 7, parent, name, "desk/clerk", start, start / 3)
+        )
+    async with SqliteTraceStore(path) as store:
+        append, appended = store.tracer.message_rows()
+        for row in rows:
+            append(row)
+        appended(len(rows))
+        _record(store.tracer, 2, trace_id=7)  # other spans, in the same batch
+    with sqlite3.connect(path) as db:
+        got = db.execute(f"SELECT {COLUMNS} FROM greenroom_spans WHERE kind = 'message'").fetchall()
+    implied = ("ok", None, None, None)  # status, tokens, attributes, error
+    expected = [
+        (r.span_id, r.trace_id, r.parent_id, "message", r.name, r.actor, r.start, r.end, *implied)
+        for r in rows
+    ]
+    assert len(got) == 302
+    assert sorted(set(got) & set(expected)) == sorted(expected)
+
+
+async def _unsupported(db: object) -> bool:
+    return False
 
 
 async def test_a_database_with_a_newer_schema_is_refused(tmp_path: Path) -> None:
