@@ -13,6 +13,7 @@ redelivery of what the dead node had not acked).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import os
@@ -24,7 +25,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import anyio
-import anyio.abc
 import msgspec
 from loguru import logger
 
@@ -41,6 +41,23 @@ if TYPE_CHECKING:
     from greenroom.mailbox import Envelope, RedisMailboxes
 
 __all__ = ["Node"]
+
+
+async def _stop_tasks(tasks: list[asyncio.Task[None]], within: float) -> None:
+    """Cancel ``tasks`` until they end, for up to ``within`` seconds.
+
+    Again and again, not once: a cancel that lands while redis-py takes or
+    gives back a connection can be swallowed, and the loop would go on.
+    """
+    pending = set(tasks)
+    deadline = asyncio.get_running_loop().time() + within
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.05)
+        if pending and asyncio.get_running_loop().time() > deadline:
+            logger.warning("greenroom: {} node task(s) did not stop", len(pending))
+            return
 
 
 class _Hosted:
@@ -125,7 +142,9 @@ class Node:
         self._replies = Replies(self._client, self._keys, self.name, reply_maxlen)
         self._pools: dict[str, _Hosted] = {}
         self._lock = anyio.Lock()
-        self._task_group: anyio.abc.TaskGroup | None = None
+        # Plain asyncio tasks, not a task group entered in __aenter__: leave()
+        # may then be called from any task, not only where the node was entered.
+        self._tasks: list[asyncio.Task[None]] | None = None
         self._state = "new"
         self._outage = False
         self.takeovers = 0  # partitions taken over from a node that did not give them back
@@ -151,11 +170,11 @@ class Node:
             raise self._unavailable("join", error) from error
         self.runtime.route_remote_replies(self._replies.send)
         self.mailboxes.on_rejected(self._reject)
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
-        self._task_group.start_soon(self._replies.read)
-        self._task_group.start_soon(self._replies.write)
-        self._task_group.start_soon(self._keep_beating)
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(job(), name=f"greenroom node {self.name}: {job.__name__}")
+            for job in (self._replies.read, self._replies.write, self._keep_beating)
+        ]
         return self
 
     async def __aexit__(
@@ -168,8 +187,8 @@ class Node:
 
     async def leave(self) -> None:
         """Stop this node's partitions, give up their leases, leave the member set. Idempotent."""
-        task_group, self._task_group = self._task_group, None
-        if task_group is None:
+        tasks, self._tasks = self._tasks, None
+        if tasks is None:
             return
         self._state = "leaving"
         with anyio.CancelScope(shield=True):
@@ -188,8 +207,9 @@ class Node:
             self.runtime.route_remote_replies(None)
             self.mailboxes.on_rejected(None)
             self._replies.fail_all(ActorStopped(self.name, "a remote ask"))
-        task_group.cancel_scope.cancel()
-        await task_group.__aexit__(None, None, None)
+        self._replies.closing = True
+        with anyio.CancelScope(shield=True):
+            await _stop_tasks(tasks, self.takeover)
         self._state = "closed"
 
     def _reject(self, envelope: Envelope, error: BaseException) -> None:
@@ -214,7 +234,7 @@ class Node:
         return sorted(n.decode() if isinstance(n, bytes) else str(n) for n in live)
 
     async def _keep_beating(self) -> None:
-        while True:
+        while self._state == "open":
             await anyio.sleep(self.heartbeat)
             try:
                 await self.rebalance()
@@ -460,6 +480,8 @@ class Node:
         """A ref to the actor called ``name`` on whatever node hosts it (with a Redis mailbox).
 
         ``capacity`` is the bound its stream is held to when this ref sends.
+        An ask's reply comes back only from an actor whose runtime has a
+        Node (one that routes remote replies); elsewhere it times out.
         """
         return RemoteRef(self, name, capacity)
 

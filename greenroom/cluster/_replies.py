@@ -89,6 +89,7 @@ class Replies:
         self._outgoing: list[tuple[str, dict[bytes, bytes]]] = []
         self._wake = asyncio.Event()
         self.late = 0
+        self.closing = False  # the loops end at their next turn
 
     # -- the asking side --------------------------------------------------
 
@@ -133,7 +134,7 @@ class Replies:
         # stream is this node's alone; entries read are deleted.
         last: bytes | str = "0-0"
         delay = 0.05
-        while True:
+        while not self.closing:
             try:
                 reply = cast(
                     "list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]",
@@ -172,7 +173,7 @@ class Replies:
     async def write(self) -> None:
         """Write queued replies in pipelines until cancelled; keep them while Redis is away."""
         delay = 0.05
-        while True:
+        while not self.closing:
             await self._wake.wait()
             self._wake.clear()
             outgoing, self._outgoing = self._outgoing, []

@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from greenroom import Actor, ChildSpec, MailboxConfig, Message, Runtime, handler
 from greenroom._errors import (
+    ActorStopped,
     AskTimeout,
     ChildStartFailed,
     HandlerError,
@@ -126,6 +129,28 @@ async def test_an_ask_nobody_hosts_times_out_and_waits_in_the_stream() -> None:
         await a.runtime.spawn(Billing, name="billing", mailbox=MailboxConfig(kind="redis"))
         reply = await a.ref("billing").ask(Charge(account="y", cents=0), timeout=5)
         assert reply == {"account": "y", "total": 3}
+
+
+async def test_asks_pending_when_the_node_leaves_fail_with_actor_stopped() -> None:
+    prefix = redis_prefix()
+    async with node_in(prefix, "a") as a:
+        failed: list[BaseException] = []
+
+        async def ask() -> None:
+            try:
+                await a.ref("nobody").ask(Charge(account="x", cents=1), timeout=30)
+            except ActorStopped as error:
+                failed.append(error)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ask)
+            await anyio.lowlevel.checkpoint()  # the ask queues its post
+            await a.mailboxes.flush()  # the post is in Redis: the ask waits for its reply
+            with anyio.fail_after(5):
+                await a.leave()
+        assert len(failed) == 1
+        with pytest.raises(ActorStopped):
+            await a.ref("nobody").ask(Charge(account="x", cents=1), timeout=1)
 
 
 async def test_partitions_are_shared_fairly_and_each_key_keeps_one_worker() -> None:
