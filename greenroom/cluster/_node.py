@@ -320,8 +320,15 @@ class Node:
         got = await self._client.eval(ACQUIRE, len(keys), *keys, self.name, self._ttl_ms, -extra)
         if got and not pool.owned:
             pool.renewed = sent
-        for index in got:
-            await self._start_partition(pool, free[int(index)])
+        taken = [free[int(index)] for index in got]
+        for at, partition in enumerate(taken):
+            try:
+                await self._start_partition(pool, partition)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    for rest in taken[at + 1 :]:  # leased above, never to be started here
+                        await self._release(pool, rest)
+                raise
 
     async def _start_partition(self, pool: _Hosted, partition: int) -> None:
         actor = f"{pool.name}/{partition}"
@@ -361,7 +368,17 @@ class Node:
         if release:
             # The acks of what the worker handled must be in Redis before another
             # node may claim the rest, or it would handle them again.
-            await self.mailboxes.flush()
+            try:
+                await self.mailboxes.flush()
+            except MailboxUnavailable as error:
+                logger.warning(
+                    "greenroom: {} keeps the lease of {}/{} until it expires: {}",
+                    self,
+                    pool.name,
+                    partition,
+                    error,
+                )
+                return
             await self._release(pool, partition)
 
     async def _forget_child(self, pool: _Hosted, partition: int) -> None:

@@ -152,3 +152,24 @@ async def test_a_node_cut_off_longer_than_takeover_stops_its_partitions_then_tak
     finally:
         logger.remove(sink)
         logger.disable("greenroom")
+
+
+async def test_a_node_leaves_without_hanging_or_raising_while_redis_is_down() -> None:
+    tally = Tally({1})
+    with OwnedRedis() as server:
+        with anyio.fail_after(20):
+            async with (
+                RedisMailboxes(server.url, prefix="sys:", consumer="a", poll=0.01) as boxes,
+                Runtime(mailboxes={"redis": boxes}) as rt,
+                Node(rt, boxes, name="a", heartbeat=1.0, takeover=2.0) as node,
+            ):
+                await node.host_pool(
+                    "steps", ChildSpec(actor=Recorder, args=(tally,)), partitions=2
+                )
+                steps = await node.pool_ref("steps", key="key")
+                await steps.tell(Step(key="k", seq=1))
+                await tally.done.wait()
+                await anyio.to_thread.run_sync(server.kill)
+                await node.leave()  # partitions stopped, leases left to expire
+                assert node.hosted("steps") == frozenset()
+                assert [c.id for c in await rt.ref("steps").which_children()] == []  # type: ignore[attr-defined]
