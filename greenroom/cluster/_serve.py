@@ -29,8 +29,12 @@ async def serve_node(
     tracer: Tracer | None = None,
     signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
     ready: Callable[[Node], None] | None = None,
+    stop: anyio.Event | None = None,
 ) -> None:
     """Run a node of ``system`` on the Redis at ``url`` until SIGINT or SIGTERM.
+
+    ``stop``, when given and set, stops the node as a signal would (for a
+    node embedded in a larger program, or a test).
 
     ``setup(node)`` hosts what this node runs (``node.host_pool(...)``,
     ``node.runtime.spawn(...)``); ``ready(node)`` is called after it. The
@@ -77,3 +81,10 @@ async def serve_node(
 
                     tg.start_soon(wait_signal)
                     tg.start_soon(wait_runtime)
+                    if stop is not None:
+
+                        async def wait_stop() -> None:
+                            await stop.wait()
+                            tg.cancel_scope.cancel()
+
+                        tg.start_soon(wait_stop)

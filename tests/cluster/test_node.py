@@ -209,3 +209,38 @@ async def test_bad_pool_use_gets_typed_errors() -> None:
             await a.host_pool("q", recorder, partitions=0)
     with pytest.raises(UsageError):
         Node(None, None, heartbeat=1, takeover=1)  # type: ignore[arg-type]
+
+
+async def test_serve_node_runs_until_stopped_and_hands_its_partitions_back() -> None:
+    from greenroom.cluster import serve_node
+
+    prefix = redis_prefix()
+    system = prefix.rstrip(":")
+    stop = anyio.Event()
+    ready = anyio.Event()
+    worker = ChildSpec(actor=Recorder, args=("served",))
+
+    async def setup(node: Node) -> None:
+        await node.host_pool("steps", worker, partitions=2)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(
+            lambda: serve_node(
+                setup,
+                url=redis_url(),
+                system=system,
+                name="served",
+                ready=lambda node: ready.set(),
+                stop=stop,
+            )
+        )
+        with anyio.fail_after(10):
+            await ready.wait()
+            async with node_in(prefix, "client") as client:
+                steps = await client.pool_ref("steps", key="key")
+                assert await steps.ask(Step(key="k", seq=1), timeout=5) == steps.actor_of("k")
+            stop.set()  # the task group waits for serve_node to return
+    async with node_in(prefix, "client") as client:
+        assert await client.owners("steps") == {0: None, 1: None}  # handed back on the way out
+        assert await client.members() == ["client"]
+    assert SEEN.pop("served") == [("k", 1, steps.actor_of("k"))]
