@@ -197,6 +197,7 @@ async def test_bad_pool_use_gets_typed_errors() -> None:
         assert a.hosted("p") == frozenset()
         recorder = ChildSpec(actor=Recorder, args=("bad-use",))
         await a.host_pool("p", recorder, partitions=2)  # the failed attempt left nothing behind
+        assert a.hosted("p") == frozenset({0, 1})  # both leases were given back, not held
         with pytest.raises(UsageError, match="hosts 'p' already"):
             await a.host_pool("p", recorder, partitions=2)
         async with node_in(prefix, "b") as b:
