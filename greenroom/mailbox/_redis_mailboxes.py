@@ -34,7 +34,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from loguru import logger
 
@@ -58,7 +58,19 @@ if TYPE_CHECKING:
 
     from greenroom.mailbox._redis_mailbox import RedisMailbox
 
-__all__ = ["Keys", "Pump", "PutOp"]
+__all__ = ["Keys", "Pump", "PutOp", "PutTarget"]
+
+
+class PutTarget(Protocol):
+    """What a put needs of where it goes: a RedisMailbox, or a send-only Outbox."""
+
+    name: str
+    capacity: int
+    keys: Keys
+    held: set[int]
+    wanted: bool
+
+    def forget(self, count: int) -> None: ...
 
 
 class PutOp:
@@ -68,7 +80,7 @@ class PutOp:
 
     def __init__(
         self,
-        mailbox: RedisMailbox,
+        mailbox: PutTarget,
         envelope: Envelope,
         data: bytes,
         done: asyncio.Future[None] | None,
@@ -147,7 +159,7 @@ class Pump:
             del self.boxes[box.name]
 
     def put(
-        self, box: RedisMailbox, envelope: Envelope, data: bytes, done: asyncio.Future[None] | None
+        self, box: PutTarget, envelope: Envelope, data: bytes, done: asyncio.Future[None] | None
     ) -> PutOp:
         op = PutOp(box, envelope, data, done)
         if done is not None and self.outage.down:
@@ -312,13 +324,13 @@ class Pump:
                 for box in starting:
                     pipe.xgroup_create(box.keys.stream, group, id="0", mkstream=True)
                 for op in puts:
-                    box, envelope = op.mailbox, op.envelope
+                    target, envelope = op.mailbox, op.envelope
                     pipe.eval(
                         PUT,
                         2,
-                        box.keys.stream,
-                        box.keys.dedupe + str(envelope.id),
-                        box.capacity,
+                        target.keys.stream,
+                        target.keys.dedupe + str(envelope.id),
+                        target.capacity,
                         self._ttl_ms,
                         encode_header(envelope),
                         op.data,
@@ -344,9 +356,9 @@ class Pump:
                     self._refuse(op, failure)
             raise
         for op, answer in zip(puts, answers[len(answers) - len(puts) :], strict=True):
-            box = op.mailbox
+            target = op.mailbox
             if isinstance(answer, bytes):
-                box.wanted = True
+                target.wanted = True
                 _settle(op.done, None)
             elif answer == 0:  # a duplicate: the stream has (or had) this envelope
                 self._refuse(op, None)
@@ -355,7 +367,7 @@ class Pump:
                 failure.__cause__ = answer
                 self._refuse(op, failure)
             else:
-                self._refuse(op, MailboxFull(box.name, box.capacity))
+                self._refuse(op, MailboxFull(target.name, target.capacity))
         for box in starting:
             await self._start(box)
 

@@ -53,7 +53,7 @@ class Outbox:
         if self.max_bytes is not None and len(data) > self.max_bytes:
             raise MessageTooLarge(type(envelope.body).__qualname__, len(data), self.max_bytes)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        op = self.pump.put(self, envelope, data, done)  # type: ignore[arg-type]
+        op = self.pump.put(self, envelope, data, done)
         try:
             await done
         except asyncio.CancelledError:
