@@ -28,7 +28,7 @@ from greenroom.mailbox._deadletter import DeadLetter, DeadLetterReason
 from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._errors import MailboxUnavailable
 from greenroom.mailbox._redis_client import connect, redis_error
-from greenroom.mailbox._redis_mailbox_entries import PUT, decode_header
+from greenroom.mailbox._redis_mailbox_entries import PUT, envelope_of
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -314,33 +314,18 @@ def _record(sid: bytes, fields: dict[bytes, bytes]) -> RedisDeadLetterRecord:
         body = _decode_body(raw)
     except msgspec.MsgspecError:
         body = bytes(raw)
-    header_ok = True
-    try:
-        ident, sender, reply_to, corr, trace, parent, created, deadline = decode_header(
-            fields.get(b"h", b"")
-        )
-    except msgspec.MsgspecError:
-        header_ok = False
-        ident, sender, reply_to, corr, trace, parent, created, deadline = (
-            0, None, None, None, 0, None, at, None,
-        )  # fmt: skip
     try:
         attempts = int(_text(fields, b"attempts", "1"))
     except ValueError:
         attempts = 1
-    envelope = Envelope(
-        id=ident,
-        recipient=actor,
-        body=body,
-        sender=sender,
-        reply_to=reply_to,
-        correlation_id=corr,
-        trace_id=trace,
-        parent_span_id=parent,
-        attempt=attempts,
-        created_at=created,
-        deadline=deadline,
-    )
+    header_ok = True
+    try:
+        envelope = envelope_of(fields.get(b"h", b""), actor, body, attempts)
+    except msgspec.MsgspecError:
+        header_ok = False
+        envelope = Envelope(
+            id=0, recipient=actor, body=body, trace_id=0, attempt=attempts, created_at=at
+        )
     traceback = fields.get(b"traceback")
     letter = DeadLetter(
         envelope=envelope,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -11,14 +11,14 @@ from greenroom._errors import ErrorInfo
 from greenroom.mailbox._deadletter import DeadLetter
 from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._errors import UndecodableMessage
-from greenroom.mailbox._sqlite_rows import BodyDecoder, Poison
+from greenroom.mailbox._sqlite_rows import BodyDecoder, Poison, letter_body
 
 __all__ = [
     "PUT",
     "Keys",
     "dead_letter",
     "decode_entry",
-    "decode_header",
+    "envelope_of",
     "encode_header",
     "entries_by_stream",
     "fields_of",
@@ -63,25 +63,14 @@ def encode_header(envelope: Envelope) -> bytes:
     )
 
 
-def decode_header(data: bytes) -> _Header:
-    """What :func:`encode_header` wrote: id, sender, reply_to, correlation_id, trace_id,
-    parent_span_id, created_at, deadline. Raises ``msgspec.MsgspecError`` if it cannot."""
-    return cast("_Header", _decode_header(data))
+def envelope_of(header: bytes, actor: str, body: object, attempt: int = 1) -> Envelope:
+    """The envelope :func:`encode_header` wrote ``header`` of, around ``body``.
 
-
-def decode_entry(
-    decoder: BodyDecoder, actor: str, fields: dict[bytes, bytes] | None
-) -> tuple[Envelope | None, Poison | None]:
-    if not fields:
-        return None, Poison("invalid_message", _info(actor, "the entry has no fields"))
-    try:
-        ident, sender, reply_to, corr, trace, parent, created, deadline = _decode_header(
-            fields.get(b"h", b"")
-        )
-    except msgspec.MsgspecError as exc:
-        return None, Poison("invalid_message", _info(actor, f"bad header ({exc})"))
-    body = decoder.decode(actor, fields.get(b"b"))
-    envelope = Envelope(
+    Raises:
+        msgspec.MsgspecError: ``header`` is not such a header.
+    """
+    ident, sender, reply_to, corr, trace, parent, created, deadline = _decode_header(header)
+    return Envelope(
         id=ident,
         recipient=actor,
         body=body,
@@ -90,9 +79,22 @@ def decode_entry(
         correlation_id=corr,
         trace_id=trace,
         parent_span_id=parent,
+        attempt=attempt,
         created_at=created,
         deadline=deadline,
     )
+
+
+def decode_entry(
+    decoder: BodyDecoder, actor: str, fields: dict[bytes, bytes] | None
+) -> tuple[Envelope | None, Poison | None]:
+    if not fields:
+        return None, Poison("invalid_message", _info(actor, "the entry has no fields"))
+    body = decoder.decode(actor, fields.get(b"b"))
+    try:
+        envelope = envelope_of(fields.get(b"h", b""), actor, body)
+    except msgspec.MsgspecError as exc:
+        return None, Poison("invalid_message", _info(actor, f"bad header ({exc})"))
     return envelope, body if isinstance(body, Poison) else None
 
 
@@ -126,14 +128,7 @@ def letter_fields(letter: DeadLetter) -> dict[Any, Any]:
     actor's stream, ``id`` is left out.
     """
     envelope = letter.envelope
-    body = envelope.body
-    if isinstance(body, bytes):
-        data = body
-    else:
-        try:
-            data = _encode(body)
-        except (TypeError, ValueError, OverflowError):
-            data = _encode(f"<unencodable {type(body).__qualname__}: {body!r:.200}>")
+    data = letter_body(envelope.body)
     try:
         header = encode_header(envelope)
     except (TypeError, ValueError, OverflowError):  # ids out of range: unreadable, still kept

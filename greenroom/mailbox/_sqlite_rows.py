@@ -25,6 +25,7 @@ __all__ = [
     "Poison",
     "encode_body",
     "envelope_from_row",
+    "letter_body",
     "letter_row",
     "message_row",
     "poison_letter",
@@ -151,6 +152,21 @@ def _info(error: Exception) -> ErrorInfo:
     return ErrorInfo.from_exception(error, with_traceback=False)
 
 
+def letter_body(body: object) -> bytes:
+    """A dead letter's body as stored. Never raises.
+
+    ``bytes`` (a poison body, exactly as it was stored) are kept as they
+    are; anything else is msgpack-encoded, or, when it cannot be, stored as
+    the msgpack of its ``repr`` so the letter is still kept.
+    """
+    if isinstance(body, bytes):
+        return body
+    try:
+        return _encode(body)
+    except (TypeError, ValueError, OverflowError):
+        return _encode(f"<unencodable {type(body).__qualname__}: {body!r:.200}>")
+
+
 def letter_row(letter: DeadLetter) -> tuple[Any, ...]:
     """The ``INSERT_LETTER`` parameters of ``letter``. Never raises.
 
@@ -159,14 +175,7 @@ def letter_row(letter: DeadLetter) -> tuple[Any, ...]:
     stored as the msgpack of its ``repr`` so the letter is still kept.
     """
     envelope = letter.envelope
-    body = envelope.body
-    if isinstance(body, bytes):
-        data = body
-    else:
-        try:
-            data = _encode(body)
-        except (TypeError, ValueError, OverflowError):
-            data = _encode(f"<unencodable {type(body).__qualname__}: {body!r:.200}>")
+    data = letter_body(envelope.body)
     error = letter.error
     return (
         letter.actor,
