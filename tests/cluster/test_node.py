@@ -245,3 +245,37 @@ async def test_serve_node_runs_until_stopped_and_hands_its_partitions_back() -> 
         assert await client.owners("steps") == {0: None, 1: None}  # handed back on the way out
         assert await client.members() == ["client"]
     assert SEEN.pop("served") == [("k", 1, steps.actor_of("k"))]
+
+
+async def test_a_node_whose_lease_was_taken_stops_that_partition_and_takes_it_back_when_free() -> (
+    None
+):
+    prefix = redis_prefix()
+    async with node_in(prefix, "a") as a:
+        await a.host_pool("p", ChildSpec(actor=Recorder, args=("stolen",)), partitions=2)
+        assert a.hosted("p") == frozenset({0, 1})
+        lease = f"{prefix}lease:p:1"
+        await a.mailboxes.client.set(lease, "intruder", px=60_000)  # as if another node had it
+        await a.rebalance()
+        assert a.hosted("p") == frozenset({0})
+        assert [c.id for c in await a.runtime.ref("p").which_children()] == ["0"]  # type: ignore[attr-defined]
+        assert (await a.owners("p"))[1] == "intruder"  # not given back: it was not a's
+        await a.mailboxes.client.delete(lease)
+        await a.rebalance()
+        assert a.hosted("p") == frozenset({0, 1})
+
+
+async def test_a_full_remote_stream_refuses_with_mailbox_full_and_keeps_what_it_has() -> None:
+    from greenroom._errors import MailboxFull
+
+    prefix = redis_prefix()
+    async with node_in(prefix, "a") as a:
+        billing = a.ref("billing", capacity=2)
+        await billing.tell(Charge(account="x", cents=1))
+        await billing.tell(Charge(account="x", cents=2))
+        with pytest.raises(MailboxFull):
+            await billing.tell(Charge(account="x", cents=4))
+        await a.runtime.spawn(Billing, name="billing", mailbox=MailboxConfig(kind="redis"))
+        # The bound counts unacked entries, so ask through a ref with room.
+        reply = await a.ref("billing", capacity=10).ask(Charge(account="x", cents=0), timeout=5)
+        assert reply == {"account": "x", "total": 3}  # the two accepted ones, not the refused
