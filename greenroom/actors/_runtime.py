@@ -515,7 +515,7 @@ class Runtime:
     def _check_encoding(self, cell: Cell, body: object) -> object:
         try:
             data = _encoder.encode(body)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             error = InvalidMessage(type(body).__qualname__, f"it cannot be encoded: {exc}")
             self._refuse(cell, body, "invalid_message", error)
             raise error from exc

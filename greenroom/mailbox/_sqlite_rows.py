@@ -43,7 +43,7 @@ def encode_body(body: object) -> bytes:
     """
     try:
         return _encode(body)
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise InvalidMessage(type(body).__qualname__, f"it cannot be encoded: {exc}") from exc
 
 
@@ -122,30 +122,64 @@ class BodyDecoder:
         if self._limit is not None and len(data) > self._limit:
             too_large = MessageTooLarge("stored message", len(data), self._limit)
             return Poison("too_large", _info(too_large))
-        error: msgspec.MsgspecError | None = None
+        error: Exception | None = None
         for decoder in self._decoders:
             try:
                 message: object = decoder.decode(data)
                 return message
-            except msgspec.MsgspecError as exc:
+            # msgspec lets more than MsgspecError out of hostile bytes: a str
+            # that is not UTF-8 (UnicodeDecodeError), nesting past the C stack
+            # (RecursionError), an unhashable map key or tag (TypeError).
+            except _UNDECODABLE as exc:
                 error = exc
         return self._classify(actor, data, error)
 
     def _classify(self, actor: str, data: bytes, error: Exception | None) -> Poison:
         try:
             raw = _decode_any(data)
-        except msgspec.MsgspecError as exc:
-            detail = f"it is not valid msgpack ({exc})"
+        except _UNDECODABLE as exc:
+            detail = f"it is not valid msgpack ({_describe(exc)})"
             return Poison("invalid_message", _info(UndecodableMessage(actor, detail)))
         if isinstance(raw, dict):
             fields = {field for field, _ in self._tags} or {"type"}
             tags = [raw.get(field) for field in fields if field in raw]
-            if not any((field, raw.get(field)) in self._tags for field in fields):
-                tag = str(tags[0]) if tags else "an untagged map"
+            if not any(_known_tag(self._tags, field, raw.get(field)) for field in fields):
+                tag = _shown_tag(tags[0]) if tags else "an untagged map"
                 unknown = UnknownMessage(actor, tag, self._accepted)
                 return Poison("unknown_message", _info(unknown), unknown)
-        detail = f"it does not fit the message types ({error})"
+        detail = f"it does not fit the message types ({_describe(error)})"
         return Poison("invalid_message", _info(UndecodableMessage(actor, detail)))
+
+
+_UNDECODABLE = (msgspec.MsgspecError, UnicodeDecodeError, RecursionError, TypeError, ValueError)
+
+
+def _describe(error: Exception | None) -> str:
+    if error is None:
+        return "no decoder"
+    if isinstance(error, RecursionError):
+        return "it is nested too deeply"
+    text = str(error)
+    return (
+        f"{type(error).__name__}: {text:.300}"
+        if not isinstance(error, msgspec.MsgspecError)
+        else f"{text:.300}"
+    )
+
+
+def _known_tag(tags: set[tuple[str, object]], field: str, value: object) -> bool:
+    try:
+        return (field, value) in tags
+    except TypeError:  # an unhashable tag (a list, a map) is no tag of ours
+        return False
+
+
+def _shown_tag(tag: object) -> str:
+    try:
+        text = repr(tag) if not isinstance(tag, str) else tag
+    except RecursionError:
+        text = f"a deeply nested {type(tag).__name__}"
+    return text[:200]
 
 
 def _info(error: Exception) -> ErrorInfo:
@@ -163,8 +197,12 @@ def letter_body(body: object) -> bytes:
         return body
     try:
         return _encode(body)
-    except (TypeError, ValueError, OverflowError):
-        return _encode(f"<unencodable {type(body).__qualname__}: {body!r:.200}>")
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        try:
+            shown = f"{body!r:.200}"
+        except Exception:  # a repr that fails (or recurses) must not lose the letter
+            shown = "<no repr>"
+        return _encode(f"<unencodable {type(body).__qualname__}: {shown}>")
 
 
 def letter_row(letter: DeadLetter) -> tuple[Any, ...]:
