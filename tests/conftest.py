@@ -17,3 +17,14 @@ def need_server(reason: str) -> None:
     if os.environ.get("GREENROOM_REQUIRE_SERVERS"):
         pytest.fail(f"required server missing: {reason}")
     pytest.skip(reason)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line per fuzzed decode boundary: cases tried, accepted, typed, escaped."""
+    from tests._fuzz import counts
+
+    if not counts:
+        return
+    terminalreporter.section("fuzzed boundaries")
+    for boundary, figures in sorted(counts.items()):
+        terminalreporter.write_line(f"fuzz {boundary}: {figures}")
