@@ -8,7 +8,12 @@ from greenroom.mailbox._deadletter import (
     MemoryDeadLetters,
 )
 from greenroom.mailbox._envelope import Envelope, make_envelope
-from greenroom.mailbox._errors import MailboxUnavailable, UndecodableMessage
+from greenroom.mailbox._errors import (
+    MailboxCloseIncomplete,
+    MailboxCorrupted,
+    MailboxUnavailable,
+    UndecodableMessage,
+)
 from greenroom.mailbox._memory import MemoryMailbox, MemoryMailboxes
 from greenroom.mailbox._message import Message, check_message
 from greenroom.mailbox._protocol import Mailbox, MailboxFactory, MailboxStatistics
@@ -32,7 +37,9 @@ __all__ = [
     "DeadLetterSink",
     "Envelope",
     "Mailbox",
+    "MailboxCloseIncomplete",
     "MailboxConfig",
+    "MailboxCorrupted",
     "MailboxFactory",
     "MailboxStatistics",
     "MailboxUnavailable",

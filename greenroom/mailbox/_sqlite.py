@@ -1,4 +1,19 @@
-"""SqliteMailboxes: the factory of durable mailboxes, all in one sqlite file."""
+"""SqliteMailboxes: the factory of durable mailboxes, all in one sqlite file.
+
+What holds at the edges (the details are in the docstrings of the modules named):
+
+* Poison: a stored row that cannot be delivered as it is (an undecodable
+  body, text that is not UTF-8, an id or attempt of the wrong type or out of
+  range) becomes a dead letter with a typed error, and the rows behind it
+  are delivered (``_sqlite_rows``). A change that sqlite cannot store (a
+  value it cannot bind, a constraint) is refused alone; the writer never
+  dies of one bad item (``_sqlite_writer``).
+* A full disk (or any failing commit): puts fail with
+  :class:`MailboxUnavailable`, the rest is retried. Leaving the block waits
+  at most ``close_timeout`` for what is queued, then gives up and raises
+  :class:`MailboxCloseIncomplete` with the counts of what was not written.
+* Corruption: see :class:`SqliteMailboxes`, "When the file is corrupt".
+"""
 
 from __future__ import annotations
 
@@ -12,11 +27,14 @@ import aiosqlite
 import anyio
 import anyio.abc
 import msgspec
+from loguru import logger
 
 from greenroom._errors import MailboxClosed, UsageError
 from greenroom.mailbox._config import MailboxConfig
-from greenroom.mailbox._errors import MailboxUnavailable
+from greenroom.mailbox._errors import MailboxCorrupted, MailboxUnavailable
+from greenroom.mailbox._sqlite_columns import decode_text
 from greenroom.mailbox._sqlite_deadletters import SqliteDeadLetters
+from greenroom.mailbox._sqlite_failure import corrupted, is_corruption
 from greenroom.mailbox._sqlite_leases import Leases
 from greenroom.mailbox._sqlite_mailbox import SqliteMailbox
 from greenroom.mailbox._sqlite_rows import BodyDecoder
@@ -61,8 +79,39 @@ class SqliteMailboxes:
     the rows of dead holders every ``poll`` seconds (see ``_sqlite_leases``
     for the rule). Leaving the block commits what is queued, frees this
     process's leases and closes the file; the messages stay for the next
-    process. Open and close it in the same task, and close the runtime
-    first.
+    process. It waits for that at most ``close_timeout`` seconds (commits
+    that keep failing, as on a full disk, would otherwise keep it forever):
+    then it stops, keeps what was committed and raises
+    :class:`MailboxCloseIncomplete`, which counts the puts, acks, attempts,
+    lease releases and dead letters not written (only logged when the
+    block is left with an exception of its own, which then propagates).
+    Open and close it in the same task, and close the runtime first.
+
+    When the file is corrupt: sqlite reports a damaged page
+    (``SQLITE_CORRUPT``) or a file that is not a database
+    (``SQLITE_NOTADB``) only when it reads that page, so corruption is found
+    on open or while running, when a fetch, put, ack or dead-letter query
+    touches it. From then on greenroom writes nothing more to the file and
+    retries nothing: every mailbox of it fails with :class:`MailboxCorrupted`
+    (the puts queued and later ones, waiting senders, hence ``tell`` and
+    ``ask``; ``dead_letters`` queries; ``create``), messages buffered in
+    memory are dropped unhandled (they stay on disk, unacked, as after a
+    kill), an ``ask`` whose message was committed but not yet handled fails
+    at its timeout, and leaving the block raises the :class:`MailboxCorrupted`
+    (see :attr:`failure`). A corrupt file found on open raises it from
+    ``async with``.
+
+    What can be recovered: every committed row on an intact page (messages,
+    dead letters), with the sqlite3 command line tool, after stopping the
+    process and copying the file with its ``-wal``:
+    ``sqlite3 app.db .recover | sqlite3 new.db``, then start on ``new.db``;
+    the rows come back free or leased to a dead holder, and are delivered
+    again. (``.recover`` needs a sqlite3 built with the ``sqlite_dbpage``
+    table, as the official builds are; ``.dump`` gets the rows up to the
+    first damaged page.) What is lost: the rows on the damaged pages, and
+    the changes not committed when the corruption was found (so handled
+    messages whose acks were not written are delivered again after the
+    recovery: at-least-once still holds).
 
     Options (times in seconds):
         lease: how long a holder's heartbeat is valid (default 30.0). A
@@ -79,10 +128,15 @@ class SqliteMailboxes:
         synchronous: sqlite's ``synchronous``: ``"NORMAL"`` (default)
             survives the process being killed; ``"FULL"`` also power loss.
         busy_timeout: how long to wait for another connection's write lock.
+        close_timeout: the longest leaving the block waits for queued changes
+            to commit (default 10.0); ``None`` waits as long as it takes.
 
-    Raises :class:`UsageError` for bad options, and on open
+    Raises :class:`UsageError` for bad options; on open
     :class:`MailboxUnavailable` when the file cannot be opened or its schema
-    is newer than this greenroom.
+    is newer than this greenroom, :class:`MailboxCorrupted` when it is
+    corrupt; on close :class:`MailboxCorrupted` when corruption was found
+    while it ran, :class:`MailboxCloseIncomplete` when ``close_timeout``
+    passed with changes unwritten.
     """
 
     def __init__(
@@ -95,6 +149,7 @@ class SqliteMailboxes:
         max_message_bytes: int | None = 1_048_576,
         synchronous: _Synchronous = "NORMAL",
         busy_timeout: float = 5.0,
+        close_timeout: float | None = 10.0,
     ) -> None:
         name = os.fspath(path)
         if name in ("", ":memory:") or name.startswith("file::memory:"):
@@ -109,14 +164,19 @@ class SqliteMailboxes:
             raise UsageError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
         if busy_timeout < 0:
             raise UsageError(f"busy_timeout is in seconds and >= 0, got {busy_timeout!r}")
+        if close_timeout is not None and not 0 < close_timeout < float("inf"):
+            raise UsageError(
+                f"close_timeout is in seconds, > 0 and finite, or None, got {close_timeout!r}"
+            )
         self.path = name
         self._poll = poll
         self._max_bytes = max_message_bytes
         self._synchronous = synchronous
         self._busy_ms = int(busy_timeout * 1000)
+        self._close_timeout = close_timeout
         self._slots: dict[str, Slot] = {}
         self._leases = Leases(lease)
-        self._writer = Writer(repr(self), self._leases, batch, self._slots)
+        self._writer = Writer(repr(self), name, self._leases, batch, self._slots)
         self._decoders: dict[tuple[type, ...], BodyDecoder] = {}
         self._db: aiosqlite.Connection | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -136,18 +196,22 @@ class SqliteMailboxes:
         self._state = "open"
         try:
             db = self._db = await aiosqlite.connect(self.path)
+            db.text_factory = decode_text  # one bad text must not fail a whole query
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute(f"PRAGMA synchronous = {self._synchronous}")
             await db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             await migrate(db)
             await self._leases.register(db)
             await self._leases.maintain(db)
+            await self._leases.free_orphans(db)
             for actor, (count, free) in (await self._leases.scan(db)).items():
                 self._slots[actor] = Slot(actor, count, loose=free > 0)
             await db.commit()
         except (sqlite3.Error, SchemaTooNew) as error:
             self._state = "closed"
             await self._close_connection()
+            if is_corruption(error):
+                raise corrupted(self.path, error) from error
             reason = (
                 f"its schema version {error.found} is newer than this greenroom knows "
                 f"({error.known}); upgrade greenroom"
@@ -187,17 +251,46 @@ class SqliteMailboxes:
             if slot.mailbox is not None:
                 slot.mailbox.close()
         self._ticker.cancel()
-        self._writer.closing = True
-        self._writer.wake()
+        writer = self._writer
+        stop = writer.stop
+        writer.closing = True
+        writer.wake()
         try:
+            # Shielded, with a deadline of its own: an outer cancellation must
+            # not leave the writer mid-commit.
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(
+                    float("inf") if self._close_timeout is None else self._close_timeout
+                ):
+                    await stop.ended.wait()
+                if not stop.ended.is_set():
+                    # interrupts the statement in flight: the writer ends after it
+                    await stop.abandon(self._db, self._close_timeout or 0.0)
             # The block's own exception propagates as it is, not in a group.
             await task_group.__aexit__(None, None, None)
         finally:
             await self._close_connection()
+        error = stop.failure or stop.incomplete()
+        if error is None:
+            return None
+        if not isinstance(error, MailboxCorrupted):  # that one was logged when found
+            logger.bind(event="mailbox_close_incomplete").error("{error}", error=error)
+        if exc is None:  # else the block's own exception propagates
+            raise error
         return None
 
+    @property
+    def failure(self) -> MailboxCorrupted | None:
+        """The corruption that stopped this database while it ran, or ``None``."""
+        return self._writer.stop.failure
+
     async def aclose(self) -> None:
-        """Commit what is queued, free this process's leases, close the file. Idempotent."""
+        """Commit what is queued, free this process's leases, close the file. Idempotent.
+
+        Raises:
+            MailboxCorrupted: corruption was found while it ran.
+            MailboxCloseIncomplete: ``close_timeout`` passed with changes unwritten.
+        """
         await self.__aexit__(None, None, None)
 
     async def _close_connection(self) -> None:
@@ -217,6 +310,7 @@ class SqliteMailboxes:
 
         Raises:
             MailboxClosed: the database is closed.
+            MailboxCorrupted: the database was found corrupt.
         """
         # An admin step runs before the next cycle, and a cycle takes one chunk
         # of puts and all other changes: n chunks need n + 2 steps.
@@ -246,7 +340,10 @@ class SqliteMailboxes:
 
         Raises:
             MailboxClosed: the database is not open.
+            MailboxCorrupted: the database was found corrupt.
         """
+        if self._writer.stop.failure is not None:
+            raise self._writer.stop.failure
         if self._state != "open":
             raise MailboxClosed(name)
         slot = self._slots.get(name)

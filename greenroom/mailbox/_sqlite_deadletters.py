@@ -25,6 +25,8 @@ from greenroom.mailbox._sqlite_admin import (
     record_from_row,
     redrive_letters,
 )
+from greenroom.mailbox._sqlite_columns import decode_text
+from greenroom.mailbox._sqlite_failure import corrupted, is_corruption
 from greenroom.mailbox._sqlite_rows import letter_row
 from greenroom.mailbox._sqlite_schema import (
     DEAD_LETTERS,
@@ -86,6 +88,7 @@ class SqliteDeadLetters:
             db = await aiosqlite.connect(name)
         except sqlite3.Error as error:
             raise MailboxUnavailable(name, "open", str(error)) from error
+        db.text_factory = decode_text  # a letter's text that is not UTF-8 is shown, not fatal
         try:
             await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             rows = await db.execute_fetchall(
@@ -99,6 +102,8 @@ class SqliteDeadLetters:
             yield letters
             await letters._flush()
         except sqlite3.Error as error:
+            if is_corruption(error):
+                raise corrupted(name, error) from error
             raise MailboxUnavailable(name, "read", str(error)) from error
         finally:
             await db.close()
@@ -118,8 +123,8 @@ class SqliteDeadLetters:
             return
         writer = self._writer
         if writer is not None:
-            if writer.closed:
-                self._drop(letter, None)
+            if writer.closed or writer.stop.stopped:
+                self._drop(letter, writer.stop.failure)
                 return
             writer.letters.append(row)
             writer.wake()
@@ -147,14 +152,24 @@ class SqliteDeadLetters:
         For tests and scripts (it is the :class:`DeadLetterSink` method); in
         async code use :meth:`query`, which does not block the event loop.
         Letters added but not yet committed are not included.
+
+        Raises:
+            MailboxUnavailable: the file cannot be read (:class:`MailboxCorrupted`:
+                it is corrupt).
         """
         clause, params = LetterFilter(actor=actor, reason=reason, since=since).where()
-        with contextlib.closing(sqlite3.connect(self._path, timeout=5.0)) as db:
-            rows = db.execute(
-                f"SELECT letter_id, {LETTER_COLUMNS} FROM {DEAD_LETTERS}{clause} "
-                "ORDER BY letter_id",
-                params,
-            ).fetchall()
+        try:
+            with contextlib.closing(sqlite3.connect(self._path, timeout=5.0)) as db:
+                db.text_factory = decode_text
+                rows = db.execute(
+                    f"SELECT letter_id, {LETTER_COLUMNS} FROM {DEAD_LETTERS}{clause} "
+                    "ORDER BY letter_id",
+                    params,
+                ).fetchall()
+        except sqlite3.Error as error:
+            if is_corruption(error):
+                raise corrupted(self._path, error) from error
+            raise MailboxUnavailable(self._path, "read dead letters", str(error)) from error
         return [record_from_row(row).letter for row in rows]
 
     # -- inspection and repair (async) -----------------------------------------
@@ -168,6 +183,8 @@ class SqliteDeadLetters:
             await self._flush()
             return await fn(self._db)
         except sqlite3.Error as error:
+            if is_corruption(error):
+                raise corrupted(self._path, error) from error
             raise MailboxUnavailable(
                 self._path, "read or write dead letters", str(error)
             ) from error
@@ -192,6 +209,10 @@ class SqliteDeadLetters:
 
         ``error_type`` is the error's qualified name as stored (``"ValueError"``,
         ``"greenroom.UnknownMessage"``); times are seconds since the epoch.
+
+        Raises:
+            MailboxUnavailable: the database failed (:class:`MailboxCorrupted`: it is corrupt).
+            MailboxClosed: the :class:`SqliteMailboxes` it belongs to was closed.
         """
         where = LetterFilter(
             actor=actor, reason=reason, error_type=error_type, since=since, until=until
@@ -202,7 +223,12 @@ class SqliteDeadLetters:
         return records
 
     async def get(self, letter_id: int) -> DeadLetterRecord | None:
-        """The letter numbered ``letter_id``, or ``None`` if there is none."""
+        """The letter numbered ``letter_id``, or ``None`` if there is none.
+
+        Raises:
+            MailboxUnavailable: the database failed (:class:`MailboxCorrupted`: it is corrupt).
+            MailboxClosed: the :class:`SqliteMailboxes` it belongs to was closed.
+        """
         record: DeadLetterRecord | None = await self._run(lambda db: get_letter(db, letter_id))
         return record
 
@@ -211,6 +237,10 @@ class SqliteDeadLetters:
 
         Each keeps its envelope id and trace id, starts again at ``attempt``
         1, and goes to the back of its actor's queue; its letter is removed.
+
+        Raises:
+            MailboxUnavailable: the database failed (:class:`MailboxCorrupted`: it is corrupt).
+            MailboxClosed: the :class:`SqliteMailboxes` it belongs to was closed.
         """
         ids = list(letter_ids)
         outcomes: builtins.list[RedriveOutcome] = await self._run(
@@ -239,6 +269,10 @@ class SqliteDeadLetters:
         """Delete the letters that match (by number, or by filters); how many were deleted.
 
         With neither numbers nor filters, every letter is deleted.
+
+        Raises:
+            MailboxUnavailable: the database failed (:class:`MailboxCorrupted`: it is corrupt).
+            MailboxClosed: the :class:`SqliteMailboxes` it belongs to was closed.
         """
         where = LetterFilter(
             actor=actor,

@@ -22,6 +22,8 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import aiosqlite
 from loguru import logger
@@ -85,11 +87,7 @@ class Leases:
         holders = await db.execute_fetchall(
             f"SELECT owner, pid, host, expires_at FROM {OWNERS} WHERE owner != ?", (self.owner,)
         )
-        dead = [
-            (owner,)
-            for owner, pid, host, expires_at in holders
-            if expires_at < now or (host == self.host and not pid_alive(pid))
-        ]
+        dead = [(row[0],) for row in holders if self._dead(row, now)]
         if dead:
             before = db.total_changes
             await db.executemany(
@@ -101,6 +99,28 @@ class Leases:
             f"SELECT DISTINCT actor FROM {MESSAGES} WHERE owner IS NULL"
         )
         return [actor for (actor,) in rows]
+
+    def _dead(self, row: Sequence[Any], now: float) -> bool:
+        _, pid, host, expires_at = row
+        if type(expires_at) not in (int, float) or type(pid) is not int:
+            return True  # a row no greenroom wrote (or a damaged one) holds nothing alive
+        return bool(expires_at < now or (host == self.host and not pid_alive(pid)))
+
+    async def free_orphans(self, db: aiosqlite.Connection) -> int:
+        """Free rows leased to no known holder (an owner no greenroom wrote); how many.
+
+        Such a row would otherwise be neither delivered nor dead-lettered.
+        It counts one more attempt, like a row taken back from a dead
+        holder. Runs on open, in the caller's transaction (one scan of the
+        messages table, so not on every poll).
+        """
+        cursor = await db.execute(
+            f"UPDATE {MESSAGES} SET owner = NULL, attempt = attempt + 1 "
+            f"WHERE owner IS NOT NULL AND owner NOT IN (SELECT owner FROM {OWNERS})"
+        )
+        freed = max(cursor.rowcount, 0)
+        self.reclaimed += freed
+        return freed
 
     async def scan(self, db: aiosqlite.Connection) -> dict[str, tuple[int, int]]:
         """Per actor: (unacked rows, free rows)."""

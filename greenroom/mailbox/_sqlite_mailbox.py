@@ -17,8 +17,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from loguru import logger
+
 from greenroom._errors import MailboxClosed, MailboxFull, MessageTooLarge
 from greenroom.mailbox._envelope import Envelope
+from greenroom.mailbox._errors import MailboxUnavailable
 from greenroom.mailbox._protocol import MailboxStatistics
 from greenroom.mailbox._senders import WaitingSenders
 from greenroom.mailbox._sqlite_rows import BodyDecoder, encode_body
@@ -51,6 +54,7 @@ class SqliteMailbox:
         "_buffer",
         "_closed",
         "_decoder",
+        "_failure",
         "_fetching",
         "_get_total",
         "_held",
@@ -89,6 +93,7 @@ class SqliteMailbox:
         self._putters = WaitingSenders(lambda: self._slot.count < self.capacity)
         self._listener: Callable[[], None] | None = None
         self._closed = False
+        self._failure: MailboxUnavailable | None = None
         self._fetching = False
         self._put_total = 0
         self._get_total = 0
@@ -140,11 +145,12 @@ class SqliteMailbox:
 
         Raises:
             MailboxClosed: the mailbox (or its factory) was closed.
+            MailboxCorrupted: the database was found corrupt; nothing more is written.
             InvalidMessage: the body cannot be msgpack-encoded.
             MessageTooLarge: the encoded body is over the size limit.
         """
         if self._closed:
-            raise MailboxClosed(self.name)
+            raise self._failure or MailboxClosed(self.name)
         if envelope.id in self._held:
             return True
         if self._putters or self._slot.count >= self.capacity:
@@ -157,7 +163,8 @@ class SqliteMailbox:
 
         Raises:
             MailboxFull: the actor has ``capacity`` unacked messages, or senders wait.
-            MailboxClosed, InvalidMessage, MessageTooLarge: as for :meth:`offer`.
+            MailboxClosed, MailboxCorrupted, InvalidMessage, MessageTooLarge: as for
+                :meth:`offer`.
         """
         if not self.offer(envelope):
             raise MailboxFull(self.name, self.capacity)
@@ -174,11 +181,16 @@ class SqliteMailbox:
 
         Raises:
             MailboxClosed: the mailbox was closed before or while waiting for room.
-            MailboxUnavailable: the commit failed (the message is not on disk).
-            InvalidMessage, MessageTooLarge: as for :meth:`offer`.
+            MailboxUnavailable: the commit failed (the message is not on disk), or
+                the database was closed before it was written.
+            MailboxCorrupted: the database was found corrupt, before or while waiting.
+            InvalidMessage: the body cannot be msgpack-encoded, or its envelope
+                holds a value sqlite cannot store (text with lone surrogates, an
+                integer past 64 bits).
+            MessageTooLarge: as for :meth:`offer`.
         """
         if self._closed:
-            raise MailboxClosed(self.name)
+            raise self._failure or MailboxClosed(self.name)
         if envelope.id in self._held:
             return
         data = self._encode(envelope)
@@ -196,7 +208,7 @@ class SqliteMailbox:
     async def _wait_for_room(self) -> None:
         await self._putters.wait()
         if self._closed:
-            raise MailboxClosed(self.name)
+            raise self._failure or MailboxClosed(self.name)
 
     # -- taking -----------------------------------------------------------
 
@@ -300,7 +312,39 @@ class SqliteMailbox:
         if depth > self._high_water:
             self._high_water = depth
         if depth == 1 and self._listener is not None:
-            self._listener()
+            self._notify()
+
+    def _notify(self) -> None:
+        # Called by the writer after a commit: a listener that raises must
+        # not take the writer (and every other mailbox) down with it.
+        listener = self._listener
+        if listener is None:
+            return
+        try:
+            listener()
+        except Exception as exc:
+            logger.bind(actor=self.name, event="listener_failed").opt(exception=exc).error(
+                "{actor}: the mailbox listener raised {error!r}; messages stay buffered",
+                actor=self.name,
+                error=exc,
+            )
+
+    def _fail(self, error: MailboxUnavailable) -> None:
+        """The database is unusable (corrupt): refuse puts with ``error``, fail waiting senders.
+
+        Buffered messages are dropped from memory, not handed out: they stay
+        on disk, unacked, as if the process had died.
+        """
+        if self._failure is not None:
+            return
+        self._failure = error
+        self._closed = True
+        self._putters.fail(error)
+        self._buffer.clear()
+        self._out.clear()
+        self._held.clear()
+        if self._slot.mailbox is self:
+            self._slot.mailbox = None
 
     def _fetched(self, envelopes: list[Envelope], more: bool) -> None:
         self._fetching = False
@@ -315,7 +359,7 @@ class SqliteMailbox:
         if more and len(buffer) < self._writer.batch:
             self._want_rows()
         if was_empty and buffer and self._listener is not None:
-            self._listener()
+            self._notify()
 
     def _dropped(self, envelope: Envelope) -> None:
         """A queued envelope was a duplicate of a row on disk, or was withdrawn."""

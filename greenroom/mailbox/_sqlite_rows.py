@@ -5,6 +5,15 @@ the receiving actor's message types; a body that cannot be (random bytes,
 truncated msgpack, an unknown tag, fields of the wrong type, over the size
 limit) is *poison*: :meth:`BodyDecoder.decode` says why, as the dead-letter
 reason and error, and never raises.
+
+The other columns of a row are checked too (:func:`read_row`): sqlite keeps
+whatever was written, so a row written by other code or damaged on disk can
+hold text in an integer column, an id out of range, or text that is not
+UTF-8 (the connections read text with :func:`decode_text`, which marks such
+text instead of failing the whole query). Such a row is poison as well. A
+dead-letter row is always well typed (:func:`letter_row`, :func:`poison_letter`):
+a value that cannot be stored as its column's type is replaced by a neutral
+one, and the poison's error names the value that was found.
 """
 
 from __future__ import annotations
@@ -19,6 +28,20 @@ from greenroom._errors import ErrorInfo, InvalidMessage, MessageTooLarge, Unknow
 from greenroom.mailbox._deadletter import DeadLetter, DeadLetterReason
 from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._errors import UndecodableMessage
+from greenroom.mailbox._sqlite_columns import (
+    MAX_ATTEMPT,
+    MAX_ID,
+    InvalidText,
+    int_or,
+    is_int,
+    is_time,
+    opt_int,
+    opt_text,
+    problems,
+    real_or,
+    shown,
+    text,
+)
 
 __all__ = [
     "BodyDecoder",
@@ -29,7 +52,10 @@ __all__ = [
     "letter_row",
     "message_row",
     "poison_letter",
+    "read_row",
+    "stored_body",
 ]
+
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_any = msgspec.msgpack.Decoder().decode
@@ -186,6 +212,81 @@ def _info(error: Exception) -> ErrorInfo:
     return ErrorInfo.from_exception(error, with_traceback=False)
 
 
+def stored_body(data: object) -> bytes:
+    """A stored body as bytes for a dead letter: as it is, bad text's raw bytes, or msgpack."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, InvalidText):
+        return data.raw
+    return letter_body(data)
+
+
+def read_row(
+    actor: str, row: Sequence[Any], decoder: BodyDecoder
+) -> tuple[Envelope, Poison | None]:
+    """The envelope of a ``FETCH`` row, and ``None``; or a storable envelope and why it is poison.
+
+    Never raises: a row whose columns do not hold what greenroom writes, or
+    whose body does not decode, is poison; so is a row this code fails on.
+    The envelope of a poison row carries the stored body as bytes.
+    """
+    try:
+        found = problems(row)
+        if found:
+            detail = "its row is invalid: " + "; ".join(found)
+            poison = Poison("invalid_message", _info(UndecodableMessage(actor, detail)))
+            return _storable(actor, row), poison
+        data = row[10]
+        body = decoder.decode(actor, data)
+        if isinstance(body, Poison):
+            return _storable(actor, row), body
+        return envelope_from_row(actor, row, body), None
+    except Exception as exc:  # a bug must not stop the rows behind this one
+        detail = f"reading its row failed ({type(exc).__name__}: {shown(exc)})"
+        poison = Poison("invalid_message", _info(UndecodableMessage(actor, detail)))
+        return _storable(actor, row), poison
+
+
+def _storable(actor: str, row: Sequence[Any]) -> Envelope:
+    """An envelope of ``row`` that a dead-letter row can hold: bad values made neutral."""
+    try:
+        (
+            _,
+            ident,
+            sender,
+            reply_to,
+            correlation,
+            trace_id,
+            parent,
+            attempt,
+            created,
+            deadline,
+            data,
+        ) = row
+    except Exception:
+        return Envelope(id=0, recipient=actor, body=b"", trace_id=0, created_at=0.0)
+    return Envelope(
+        id=ident if is_int(ident, 1, MAX_ID) else 0,
+        recipient=actor,
+        body=_safely(stored_body, data, b""),
+        sender=sender if isinstance(sender, str) else None,
+        reply_to=reply_to if isinstance(reply_to, str) else None,
+        correlation_id=correlation if type(correlation) is int else None,
+        trace_id=trace_id if is_int(trace_id, 1, MAX_ID) else 0,
+        parent_span_id=parent if type(parent) is int else None,
+        attempt=attempt if is_int(attempt, 1, MAX_ATTEMPT) else 1,
+        created_at=float(created) if is_time(created) else 0.0,
+        deadline=float(deadline) if is_time(deadline) else None,
+    )
+
+
+def _safely(fn: Any, value: object, default: Any) -> Any:
+    try:
+        return fn(value)
+    except Exception:
+        return default
+
+
 def letter_body(body: object) -> bytes:
     """A dead letter's body as stored. Never raises.
 
@@ -199,10 +300,10 @@ def letter_body(body: object) -> bytes:
         return _encode(body)
     except (TypeError, ValueError, OverflowError, RecursionError):
         try:
-            shown = f"{body!r:.200}"
+            described = f"{body!r:.200}"
         except Exception:  # a repr that fails (or recurses) must not lose the letter
-            shown = "<no repr>"
-        return _encode(f"<unencodable {type(body).__qualname__}: {shown}>")
+            described = "<no repr>"
+        return _encode(f"<unencodable {type(body).__qualname__}: {described}>")
 
 
 def letter_row(letter: DeadLetter) -> tuple[Any, ...]:
@@ -210,49 +311,49 @@ def letter_row(letter: DeadLetter) -> tuple[Any, ...]:
 
     A body that is ``bytes`` is kept as it is (a poison body, exactly as it
     was stored); any other body is msgpack-encoded, or, when it cannot be,
-    stored as the msgpack of its ``repr`` so the letter is still kept.
+    stored as the msgpack of its ``repr`` so the letter is still kept. Text
+    that sqlite cannot store (lone surrogates, from an error message that
+    echoes bad input) is stored with those characters escaped, and numbers
+    out of their column's range are replaced (see :func:`_letter`).
     """
     envelope = letter.envelope
-    data = letter_body(envelope.body)
-    error = letter.error
-    return (
+    return _letter(
         letter.actor,
         letter.reason,
-        error.type,
-        error.message,
-        error.traceback,
-        envelope.attempt,
+        letter.error,
+        envelope,
         letter.at if letter.at else time.time(),
-        envelope.id,
-        envelope.sender,
-        envelope.reply_to,
-        envelope.correlation_id,
-        envelope.trace_id,
-        envelope.parent_span_id,
-        envelope.created_at,
-        envelope.deadline,
-        data,
+        letter_body(envelope.body),
     )
 
 
 def poison_letter(actor: str, envelope: Envelope, poison: Poison) -> tuple[Any, ...]:
-    """The dead-letter row of a stored message that cannot be decoded."""
-    error = poison.error
+    """The dead-letter row of a stored message that cannot be decoded. Never raises."""
+    return _letter(
+        actor, poison.reason, poison.error, envelope, time.time(), stored_body(envelope.body)
+    )
+
+
+def _letter(
+    actor: str, reason: str, error: ErrorInfo, envelope: Envelope, at: float, data: bytes
+) -> tuple[Any, ...]:
+    # Every value fits its column (see _sqlite_schema), whatever it was: a
+    # letter that cannot be written would fail its whole commit, again and again.
     return (
-        actor,
-        poison.reason,
-        error.type,
-        error.message,
-        error.traceback,
-        envelope.attempt,
-        time.time(),
-        envelope.id,
-        envelope.sender,
-        envelope.reply_to,
-        envelope.correlation_id,
-        envelope.trace_id,
-        envelope.parent_span_id,
-        envelope.created_at,
-        envelope.deadline,
-        envelope.body,
+        text(actor),
+        text(reason),
+        text(error.type),
+        text(error.message),
+        None if error.traceback is None else text(error.traceback),
+        int_or(envelope.attempt, 1),
+        real_or(at, time.time()),
+        int_or(envelope.id, 0),
+        opt_text(envelope.sender),
+        opt_text(envelope.reply_to),
+        opt_int(envelope.correlation_id),
+        int_or(envelope.trace_id, 0),
+        opt_int(envelope.parent_span_id),
+        real_or(envelope.created_at, 0.0),
+        None if envelope.deadline is None else real_or(envelope.deadline, None),
+        data,
     )
