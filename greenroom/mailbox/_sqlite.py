@@ -32,6 +32,7 @@ from loguru import logger
 from greenroom._errors import MailboxClosed, UsageError
 from greenroom.mailbox._config import MailboxConfig
 from greenroom.mailbox._errors import MailboxCorrupted, MailboxUnavailable
+from greenroom.mailbox._sqlite_apply import letter_strays
 from greenroom.mailbox._sqlite_columns import decode_text
 from greenroom.mailbox._sqlite_deadletters import SqliteDeadLetters
 from greenroom.mailbox._sqlite_failure import corrupted, is_corruption
@@ -204,7 +205,10 @@ class SqliteMailboxes:
             await self._leases.register(db)
             await self._leases.maintain(db)
             await self._leases.free_orphans(db)
-            for actor, (count, free) in (await self._leases.scan(db)).items():
+            counts = await self._leases.scan(db)
+            if await letter_strays(db, list(counts)):
+                counts = await self._leases.scan(db)
+            for actor, (count, free) in counts.items():
                 self._slots[actor] = Slot(actor, count, loose=free > 0)
             await db.commit()
         except (sqlite3.Error, SchemaTooNew) as error:

@@ -17,10 +17,16 @@ import aiosqlite
 from loguru import logger
 
 from greenroom.mailbox._envelope import Envelope
-from greenroom.mailbox._sqlite_columns import shown
+from greenroom.mailbox._sqlite_columns import InvalidText, shown
 from greenroom.mailbox._sqlite_failure import isolatable
-from greenroom.mailbox._sqlite_rows import poison_letter, read_row
-from greenroom.mailbox._sqlite_schema import FETCH, INSERT, INSERT_LETTER, MESSAGES
+from greenroom.mailbox._sqlite_rows import poison_letter, read_row, stray_letter
+from greenroom.mailbox._sqlite_schema import (
+    ENVELOPE_COLUMNS,
+    FETCH,
+    INSERT,
+    INSERT_LETTER,
+    MESSAGES,
+)
 from greenroom.mailbox._sqlite_slot import Chunk
 
 if TYPE_CHECKING:
@@ -35,6 +41,7 @@ __all__ = [
     "Applied",
     "Batch",
     "apply",
+    "letter_strays",
     "log_dropped",
 ]
 
@@ -232,6 +239,40 @@ async def _fetch(
             error=poison.error.message,
         )
     applied.fetched.append((box, envelopes, len(rows) == limit, gen))
+
+
+async def letter_strays(db: aiosqlite.Connection, actors: list[object]) -> int:
+    """Move the rows of ``actors`` that are no actor's name (not UTF-8 text) to the dead letters.
+
+    No actor can fetch them, so they would stay forever. (The column has
+    TEXT affinity: a number is stored as text, a name; only a blob, or
+    text that is not UTF-8, names no one.) Runs on open, in the caller's
+    transaction; how many rows were moved.
+    """
+    moved = 0
+    for actor in actors:
+        if type(actor) is str:
+            continue
+        key: object = actor
+        where = "actor = ?"
+        if isinstance(actor, InvalidText):
+            where, key = "typeof(actor) = 'text' AND CAST(actor AS BLOB) = ?", actor.raw
+        found = list(
+            await db.execute_fetchall(
+                f"SELECT seq, {ENVELOPE_COLUMNS} FROM {MESSAGES} WHERE {where}", (key,)
+            )
+        )
+        if not found:
+            continue
+        await db.executemany(INSERT_LETTER, [stray_letter(actor, row) for row in found])
+        await db.executemany(DELETE_SEQ, [(row[0],) for row in found])
+        moved += len(found)
+        logger.bind(event="stray_rows", count=len(found)).warning(
+            "{count} stored message(s) name no actor ({actor}): dead-lettered",
+            count=len(found),
+            actor=shown(actor),
+        )
+    return moved
 
 
 def log_dropped(writer: Writer, what: str, where: str, error: Exception) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "problems",
     "real_or",
     "shown",
+    "shown_value",
     "text",
 ]
 
@@ -105,7 +106,7 @@ def problems(row: Sequence[Any]) -> list[str]:
         ("deadline", deadline, deadline is None or is_time(deadline), "seconds or NULL"),
     ):
         if not ok:
-            found.append(f"column {name} holds {_shown_value(value)}, expected {expected}")
+            found.append(f"column {name} holds {shown_value(value)}, expected {expected}")
     return found
 
 
@@ -128,7 +129,8 @@ def is_time(value: object) -> bool:
     return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
 
 
-def _shown_value(value: object) -> str:
+def shown_value(value: object) -> str:
+    """A stored value for an error message: its repr and type, or its raw bytes."""
     if isinstance(value, InvalidText):
         return f"text that is not UTF-8 ({value.raw[:60]!r})"
     return f"{shown(value)} ({type(value).__name__})"

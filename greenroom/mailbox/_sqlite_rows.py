@@ -40,6 +40,7 @@ from greenroom.mailbox._sqlite_columns import (
     problems,
     real_or,
     shown,
+    shown_value,
     text,
 )
 
@@ -53,7 +54,9 @@ __all__ = [
     "message_row",
     "poison_letter",
     "read_row",
+    "storable_envelope",
     "stored_body",
+    "stray_letter",
 ]
 
 
@@ -235,19 +238,19 @@ def read_row(
         if found:
             detail = "its row is invalid: " + "; ".join(found)
             poison = Poison("invalid_message", _info(UndecodableMessage(actor, detail)))
-            return _storable(actor, row), poison
+            return storable_envelope(actor, row), poison
         data = row[10]
         body = decoder.decode(actor, data)
         if isinstance(body, Poison):
-            return _storable(actor, row), body
+            return storable_envelope(actor, row), body
         return envelope_from_row(actor, row, body), None
     except Exception as exc:  # a bug must not stop the rows behind this one
         detail = f"reading its row failed ({type(exc).__name__}: {shown(exc)})"
         poison = Poison("invalid_message", _info(UndecodableMessage(actor, detail)))
-        return _storable(actor, row), poison
+        return storable_envelope(actor, row), poison
 
 
-def _storable(actor: str, row: Sequence[Any]) -> Envelope:
+def storable_envelope(actor: str, row: Sequence[Any]) -> Envelope:
     """An envelope of ``row`` that a dead-letter row can hold: bad values made neutral."""
     try:
         (
@@ -278,6 +281,19 @@ def _storable(actor: str, row: Sequence[Any]) -> Envelope:
         created_at=float(created) if is_time(created) else 0.0,
         deadline=float(deadline) if is_time(deadline) else None,
     )
+
+
+def stray_letter(actor: object, row: Sequence[Any]) -> tuple[Any, ...]:
+    """The dead-letter row of a ``FETCH``-shaped row whose ``actor`` names no actor. Never raises.
+
+    Such a row (its actor column is not UTF-8 text) can never be fetched by
+    an actor, so it is moved to the dead letters on open, reason
+    ``"undeliverable"``.
+    """
+    name = text(actor)
+    detail = f"its row names no actor: column actor holds {shown_value(actor)}, expected UTF-8 text"
+    poison = Poison("undeliverable", _info(UndecodableMessage(name, detail)))
+    return poison_letter(name, storable_envelope(name, row), poison)
 
 
 def _safely(fn: Any, value: object, default: Any) -> Any:

@@ -286,3 +286,20 @@ async def test_a_letter_added_with_odd_values_is_written_well_typed(tmp_path: Pa
     assert letter.error.message == "m\\udc80"
     assert letter.envelope.deadline is None
     assert letter.at <= time.time()
+
+
+async def test_rows_that_name_no_actor_are_dead_lettered_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    await schema(path)
+    with sqlite3.connect(path) as db:
+        insert(db, b"\x00a", 2, good(1))  # a blob (a number would be stored as text)
+        insert(db, Text(b"a\xff"), 3, good(2))  # text that is not UTF-8
+        insert(db, "a", 4, good(3))
+    got, letters = await deliver_all(path, 1)
+    assert seqs(got) == [(0, 3)]
+    assert sorted(letter.envelope.id for letter in letters) == [2, 3]
+    for letter in letters:
+        assert letter.reason == "undeliverable"
+        assert letter.error.type == "greenroom.UndecodableMessage"
+        assert "names no actor" in letter.error.message
+    assert count(path) == 0
