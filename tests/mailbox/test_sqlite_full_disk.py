@@ -103,6 +103,11 @@ async def test_leaving_on_a_full_disk_returns_within_close_timeout_and_keeps_the
     async with SqliteMailboxes(path) as boxes:
         got = await Waiter(boxes.create("a", CONFIG, (Blob,))).take_all(12)
     assert sorted(e.body.n for e in got) == list(range(8, 20))  # type: ignore[attr-defined]
+    print(
+        f"\nfull disk: closed in {elapsed:.2f} s (close_timeout {CLOSE_TIMEOUT:g} s); not written: "
+        f"{error.puts} puts, {error.acks} acks, {error.releases} releases, {error.letters} "
+        f"letters; 12 of 12 committed messages delivered after reopening"
+    )
 
 
 class Boom(Exception):
