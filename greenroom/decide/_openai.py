@@ -22,7 +22,6 @@ from types import TracebackType
 import anyio
 import httpx
 import msgspec
-from loguru import logger
 
 from greenroom.decide._config import ModelConfig
 from greenroom.decide._context import Context
@@ -39,6 +38,8 @@ from greenroom.decide._wire import (
     parse_body,
     schema_of,
 )
+from greenroom.trace import register_secret
+from greenroom.trace._logging import logger
 
 __all__ = ["OpenAIClient"]
 
@@ -104,7 +105,7 @@ class OpenAIClient:
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(config.api_key_env)
-        self._key = _Secret(key) if key else None
+        self._key = _Secret(register_secret(key)) if key else None  # cut out of all output
         self._config = config
         self._argument_types = dict(argument_types or {})
         self._reply_type = reply_type

@@ -14,7 +14,6 @@ import aiosqlite
 import anyio
 import anyio.abc
 import msgspec
-from loguru import logger
 
 from greenroom._errors import UsageError
 from greenroom.trace._batch import (
@@ -25,6 +24,7 @@ from greenroom.trace._batch import (
 )
 from greenroom.trace._errors import TraceStoreUnavailable
 from greenroom.trace._export import SpanExporter
+from greenroom.trace._logging import logger
 from greenroom.trace._rows import Row, row_of_span, rows_of_entries, span_of_row
 from greenroom.trace._schema import COLUMNS, SchemaTooNew, migrate
 from greenroom.trace._span import Span, SpanStatus
