@@ -19,12 +19,12 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
-from loguru import logger
 
 from greenroom._errors import ActorStopped, ErrorInfo, HandlerTimeout
 from greenroom.actors._actor import IGNORE, Actor, HandlerFn, dispatch_table, resolve_handler
 from greenroom.mailbox import Envelope, Mailbox
 from greenroom.trace import MessageRow, attempt_span_id, current_span, current_tracer
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.actors._extension import Extension

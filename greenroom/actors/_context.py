@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
-from loguru import logger
 
 from greenroom._errors import (
     ActorStopped,
@@ -21,6 +20,7 @@ from greenroom.actors._forward import Deferred, send_onward
 from greenroom.actors._ref import ActorRef
 from greenroom.mailbox import Envelope, MailboxConfig
 from greenroom.trace import current_span, format_id
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     import loguru

@@ -18,7 +18,6 @@ from typing import Any, overload
 
 import anyio
 import msgspec
-from loguru import logger
 
 from greenroom._errors import (
     ActorStopped,
@@ -63,6 +62,7 @@ from greenroom.mailbox import (
     make_envelope,
 )
 from greenroom.trace import Tracer, current_span, format_id, new_id
+from greenroom.trace._logging import logger
 
 __all__ = ["RemoteReplies", "Runtime", "as_spec"]
 

@@ -29,7 +29,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
-from loguru import logger
 
 from greenroom._errors import (
     ChildStartFailed,
@@ -43,6 +42,7 @@ from greenroom.actors._actor import Actor
 from greenroom.actors._cell import Cell, State, SysItem, in_supervisor
 from greenroom.actors._spec import ChildSpec, PoolSpec, Spec, SupervisorSpec
 from greenroom.mailbox import Envelope
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.actors._ref import ActorRef

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import msgspec
-from loguru import logger
 
 from greenroom._errors import ActorStopped, AskTimeout, InvalidSpec, UsageError
 from greenroom.actors import Actor, ChildSpec, Runtime, SupervisorRef, SupervisorSpec
@@ -36,6 +35,7 @@ from greenroom.cluster._refs import ClusterPoolRef, RemoteRef
 from greenroom.cluster._replies import Replies
 from greenroom.mailbox import MailboxUnavailable, check_message, make_envelope
 from greenroom.mailbox._redis_client import redis_error
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.mailbox import Envelope, RedisMailboxes

@@ -12,12 +12,12 @@ import asyncio
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
-from loguru import logger
 
 from greenroom._errors import ActorStopped, AskTimeout, ErrorInfo, HandlerError, UnknownMessage
 from greenroom.cluster._errors import RemoteError
 from greenroom.cluster._keys import Keys
 from greenroom.mailbox._redis_client import redis_error
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     import redis.asyncio

@@ -7,13 +7,13 @@ from collections.abc import Callable, Sequence
 
 import anyio
 import msgspec
-from loguru import logger
 
 from greenroom._errors import ErrorInfo
 from greenroom.decide._context import Context
 from greenroom.decide._decider import Decider
 from greenroom.decide._decision import DecisionResult, Failure
 from greenroom.decide._errors import AllModelsFailed, InvalidDeciderConfig, ModelError, RateLimited
+from greenroom.trace._logging import logger
 
 __all__ = ["FallbackRouter"]
 

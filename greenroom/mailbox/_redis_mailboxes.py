@@ -36,8 +36,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from loguru import logger
-
 from greenroom._errors import MailboxFull
 from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._errors import MailboxUnavailable
@@ -52,6 +50,7 @@ from greenroom.mailbox._redis_mailbox_entries import (
 )
 from greenroom.mailbox._redis_outage import Outage
 from greenroom.mailbox._sqlite_rows import Poison
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     import redis.asyncio

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
-from loguru import logger
 
 from greenroom._errors import UsageError
 from greenroom.mailbox._deadletter import DeadLetter, DeadLetterReason
@@ -32,6 +31,7 @@ from greenroom.mailbox._sqlite_schema import (
     LETTER_COLUMNS,
     SCHEMA_TABLE,
 )
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.mailbox._sqlite_writer import Writer

@@ -24,9 +24,9 @@ import socket
 import time
 
 import aiosqlite
-from loguru import logger
 
 from greenroom.mailbox._sqlite_schema import MESSAGES, OWNERS
+from greenroom.trace._logging import logger
 
 __all__ = ["Leases", "pid_alive"]
 

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 import anyio
 import anyio.abc
-from loguru import logger
 
 from greenroom._errors import MailboxClosed
 from greenroom.mailbox._envelope import Envelope
@@ -30,6 +29,7 @@ from greenroom.mailbox._sqlite_leases import Leases
 from greenroom.mailbox._sqlite_rows import Poison, envelope_from_row, message_row, poison_letter
 from greenroom.mailbox._sqlite_schema import FETCH, INSERT, INSERT_LETTER, MESSAGES
 from greenroom.mailbox._sqlite_slot import Chunk, Slot
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.mailbox._sqlite_mailbox import SqliteMailbox

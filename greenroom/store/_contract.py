@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import msgspec
-from loguru import logger
 
 from greenroom.store._errors import ContractViolation
 from greenroom.store._scope import Scope
+from greenroom.trace._logging import logger
 
 __all__ = ["Principal", "check_declaration"]
 

@@ -34,13 +34,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from loguru import logger
-
 from greenroom.tools._call import Interceptor, ToolCall
 from greenroom.tools._errors import BudgetExhausted, InvalidGrant
 from greenroom.tools._grant import Delegation, Grant
 from greenroom.tools._registry import ToolRegistry
 from greenroom.tools._toolbox import ToolBox
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.actors import Actor, ActorContext

@@ -47,7 +47,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from loguru import logger
 
 from greenroom._errors import ErrorInfo, UsageError
 from greenroom.store import Scope, Store, Tombstone, VersionConflict, Versioned
@@ -71,6 +70,7 @@ from greenroom.tools._ticket import (
     TicketState,
 )
 from greenroom.trace import current_span, format_id, new_id
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.tools._toolbox import ToolBox

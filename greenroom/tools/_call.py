@@ -21,13 +21,13 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import msgspec
-from loguru import logger
 
 from greenroom._errors import ErrorInfo, GreenroomError
 from greenroom.tools._effect import Effect
 from greenroom.tools._effect_errors import ApprovalPending
 from greenroom.tools._errors import ToolInputError, ToolRefused
 from greenroom.tools._grant import Grant
+from greenroom.trace._logging import logger
 
 __all__ = ["Interceptor", "Invocation", "Proceed", "ToolCall", "emit", "log_failure", "step_key"]
 

@@ -50,7 +50,6 @@ import time
 from collections.abc import Callable
 
 import msgspec
-from loguru import logger
 
 from greenroom._errors import ErrorInfo
 from greenroom.store import Scope, Store, VersionConflict, Versioned
@@ -59,6 +58,7 @@ from greenroom.tools._effect import Compensable, Effect, Idempotent, Pure
 from greenroom.tools._effect_errors import StepInputChanged, StepInterrupted
 from greenroom.tools._errors import ToolOutputError
 from greenroom.tools._grant import Grant
+from greenroom.trace._logging import logger
 
 __all__ = ["LEDGER_SCOPE", "Ledger", "LedgerEntry", "Receipt"]
 

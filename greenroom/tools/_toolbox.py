@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import msgspec
-from loguru import logger
 
 from greenroom._errors import ErrorInfo, GreenroomError, UsageError
 from greenroom.tools._approval import settled
@@ -31,6 +30,7 @@ from greenroom.tools._schema import ToolDefinition
 from greenroom.tools._spans import trace_call
 from greenroom.tools._tool import Tool
 from greenroom.trace import current_span, current_tracer, format_id, new_id
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.actors import ActorContext, Timer
