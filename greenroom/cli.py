@@ -56,6 +56,7 @@ from greenroom.mailbox import (
     SqliteDeadLetters,
 )
 from greenroom.testing._eval import add_eval_commands
+from greenroom.trace import redact_value
 from greenroom.trace._cli import add_trace_commands
 
 __all__ = ["main"]
@@ -276,7 +277,7 @@ def _plain(record: DeadLetterRecord | RedisDeadLetterRecord) -> dict[str, Any]:
         "trace_id": f"{envelope.trace_id:016x}",
         "sender": envelope.sender,
         "created_at": envelope.created_at,
-        "body": body.hex() if isinstance(body, bytes) else body,
+        "body": body.hex() if isinstance(body, bytes) else redact_value(body),
         "body_is_raw": isinstance(body, bytes),
     }
 
