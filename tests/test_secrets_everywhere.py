@@ -447,3 +447,34 @@ async def test_no_planted_secret_reaches_a_redis_dead_letter() -> None:
     shown = stored + text.encode() + "".join(t for _, t in printed.values()).encode()
     assert REDIS_SECRET.encode() not in shown
     assert REDIS_SECRET[3:].encode() not in shown
+
+
+class Configure(gr.Message):
+    service: str
+    api_key: str
+
+
+class Refuser(gr.Actor):
+    @gr.handler
+    async def configure(self, msg: Configure) -> None:
+        raise ValueError(f"cannot configure {msg.service}")
+
+
+async def test_dlq_output_cuts_a_body_field_named_as_a_secret(tmp_path: Path) -> None:
+    """A body is stored as sent (a durable mailbox must deliver it again), but shown cut."""
+    path = tmp_path / "mail.db"
+    async with (
+        SqliteMailboxes(path) as boxes,
+        gr.Runtime(dead_letters=boxes.dead_letters) as rt,
+    ):
+        ref = await rt.spawn(Refuser, name="refuser", retry=ONCE)
+        with pytest.raises(gr.HandlerError):
+            await ref.ask(Configure(service="billing", api_key="plain-field-value"), timeout=10)
+    printed = _cli(
+        [["dlq", "show", "1", "--json", "--db", str(path)], ["dlq", "show", "1", "--db", str(path)]]
+    )
+    for status, text in printed.values():
+        assert status == 0
+        assert "plain-field-value" not in text
+        assert '"api_key":"[redacted]"' in text
+        assert '"service":"billing"' in text
