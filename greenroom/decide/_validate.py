@@ -34,7 +34,7 @@ from greenroom.decide._wire import Draft, DraftCall, encode
 
 __all__ = ["MAX_DEPTH", "json_depth", "to_result"]
 
-MAX_DEPTH = 64
+MAX_DEPTH = 128
 """The deepest nesting of arrays and objects accepted in a model's JSON."""
 
 # JSON strings, unrolled so a long one costs no backtracking; brackets inside them do not count

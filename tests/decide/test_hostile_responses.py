@@ -68,13 +68,13 @@ CASES: list[tuple[str, bytes, type[ModelError] | None]] = [
     ("deep-arguments-string", response(body=call(b'"' + nested() + b'"')), InvalidModelOutput),
     ("deep-arguments-object", response(body=call(b'{"a":' + nested() + b"}")), InvalidModelOutput),
     (
-        "arguments-65-deep",
-        response(body=call(b'"{\\"a\\":' + nested(64) + b'}"')),
+        "arguments-129-deep",
+        response(body=call(b'"{\\"a\\":' + nested(128) + b'}"')),
         InvalidModelOutput,
     ),
     (
-        "arguments-64-deep-accepted",
-        response(body=call(b'"{\\"a\\":' + nested(63) + b'}"')),
+        "arguments-128-deep-accepted",
+        response(body=call(b'"{\\"a\\":' + nested(127) + b'}"')),
         None,
     ),
     ("deep-error-object", response(body=b'{"error":' + nested() + b"}"), InvalidModelOutput),
@@ -179,7 +179,7 @@ async def test_invalid_output_keeps_the_raw_body_received() -> None:
     assert whole.value.raw_length == len(deep_body)
     assert arguments.value.raw == nested().decode()
     assert arguments.value.path.endswith("tool_calls[0].function.arguments")
-    assert "nested at most 64" in arguments.value.reason
+    assert "nested at most 128" in arguments.value.reason
 
 
 async def test_invalid_utf8_is_read_as_replacement_characters() -> None:
