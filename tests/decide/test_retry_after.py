@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from greenroom.decide import RateLimited
 from greenroom.decide._retry_after import MAX_RETRY_AFTER, parse_retry_after, retry_after
+from tests._fuzz import FUZZ_SETTINGS, record
+
+from ._hostile import hostile_retry_after
 
 NOW = 1_445_412_480.0  # Wed, 21 Oct 2015 07:28:00 GMT
 
@@ -61,3 +68,20 @@ def test_rate_limited_refuses_a_wait_that_is_not_finite_seconds(wait: float) -> 
     assert error.retry_after is None
     assert "nan" not in str(error)
     assert "inf" not in str(error)
+
+
+@FUZZ_SETTINGS
+@given(header=hostile_retry_after(), name=st.sampled_from(["retry-after", "retry-after-ms"]))
+def test_any_retry_after_is_absent_or_finite_seconds_within_the_cap(header: str, name: str) -> None:
+    try:
+        wait = retry_after({name: header}, now=clock)
+    except Exception:
+        record("retry-after", "escaped")
+        raise
+    if wait is None:
+        record("retry-after", "typed")  # counted as absent
+        return
+    record("retry-after", "accepted")
+    assert math.isfinite(wait)
+    assert 0.0 <= wait <= MAX_RETRY_AFTER
+    assert RateLimited("m", wait).retry_after == wait
