@@ -176,7 +176,7 @@ class ToolBox(Delegating):
                         f"Expected `{tool.Input.__qualname__}`, got `{type(arguments).__name__}`",
                         "$",
                     )
-                input = arguments
+                input = tool._gr_decoder.check(arguments)  # encodable, before any charge
             else:
                 input = tool.decode(arguments)
             disallowed = grant.first_disallowed(input)
