@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import msgspec
 
@@ -17,6 +17,7 @@ from greenroom._errors import (
     UsageError,
 )
 from greenroom.actors._forward import Deferred, send_onward
+from greenroom.actors._principal import Principal
 from greenroom.actors._ref import ActorRef
 from greenroom.mailbox import Envelope, MailboxConfig
 from greenroom.trace import current_span, format_id
@@ -128,10 +129,16 @@ class ActorContext:
 
     @property
     def actor_type(self) -> type[Actor]:
-        """The class of the actor."""
-        actor = self._cell.actor
-        assert actor is not None
-        return type(actor)
+        """The class the runtime spawned the actor from (its principal's ``actor_type``)."""
+        return cast("type[Actor]", self._cell.principal.actor_type)
+
+    @property
+    def principal(self) -> Principal:
+        """Who the actor is, as the runtime bound it at spawn: what contracts and grants check.
+
+        The same across restarts; see :class:`Principal` for what ``named`` means.
+        """
+        return self._cell.principal
 
     def service(self, kind: type[T]) -> T:
         """The service of type ``kind`` an extension of the runtime gives this actor.
@@ -260,7 +267,9 @@ class ActorContext:
         The new actor is a child of this actor's supervisor (``temporary``
         unless a spec says otherwise), and is stopped when this actor stops
         or restarts. A supervisor spawning with ``ctx.spawn`` adds a child to
-        itself.
+        itself. This actor chose the name, so the new actor's principal is
+        not ``named``: only entries naming its class (a scope's owner or
+        readers, a grant) apply to it, whatever name it gets.
 
         Raises:
             InvalidSpec: the spec or its arguments are invalid.
@@ -278,7 +287,7 @@ class ActorContext:
             raise InvalidSpec("the root cannot spawn linked actors; use Runtime.spawn")
         if supervisor.state.value == "stopped":
             raise ActorStopped(supervisor.name)
-        ref = await cell.runtime._start_child(supervisor, spec)
+        ref = await cell.runtime._start_child(supervisor, spec, named=False)
         if supervisor is not cell:
             if cell.links is None:
                 cell.links = []

@@ -80,7 +80,7 @@ class ToolBox(Delegating):
         self._access = access
         self._ctx = ctx
         self.name = ctx.name
-        self._grants = access.configured(ctx.name, ctx.actor_type.__qualname__)
+        self._grants = access.configured(ctx.principal)
         self._accepted: dict[int, str] = {}  # delegation id -> tool, in acceptance order
         self._message: int | None = None
         self._step = 0
