@@ -295,8 +295,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
 def _command(args: argparse.Namespace) -> int:
     if args.limit < 0 or not args.timeout > 0:
         raise UsageError("--limit is >= 0 and --timeout is > 0 seconds")
-    decider = load_decider(args.decider)
-    report: EvalReport = anyio.run(_run, args, decider, backend="asyncio")
+    report: EvalReport = anyio.run(_run, args, backend="asyncio")
     if args.json:
         say_json(report)
     else:
@@ -314,8 +313,9 @@ async def _resolve(reader: TraceReader, trace: str) -> int:
     return found[0]
 
 
-async def _run(args: argparse.Namespace, decider: Decider) -> EvalReport:
-    async with TraceReader(args.db) as reader:
+async def _run(args: argparse.Namespace) -> EvalReport:
+    async with TraceReader(args.db) as reader:  # the database is checked first
+        decider = load_decider(args.decider)
         if args.trace:
             trace_ids = [await _resolve(reader, t) for t in args.trace]
         else:

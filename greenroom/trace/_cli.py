@@ -47,6 +47,7 @@ from greenroom.trace._html import render_html
 from greenroom.trace._ids import format_id
 from greenroom.trace._reader import TraceReader, TraceSummary
 from greenroom.trace._redact import redact_value
+from greenroom.trace._rows import UNREADABLE
 from greenroom.trace._span import Span
 from greenroom.trace._terminal import terminal_json, terminal_text
 from greenroom.trace._tree import format_duration, render_tree
@@ -143,13 +144,17 @@ def shown_span(span: Span) -> Span:
     """``span`` ready for a terminal: every text escaped onto one line, attributes plain.
 
     Attribute values become escaped JSON text (nesting past 64 levels cut);
-    the span's times and ids are kept.
+    a span whose row held unreadable values says so after its name (the
+    values are listed under the ``greenroom.unreadable`` attribute); the
+    span's times and ids are kept.
     """
     error = span.error
+    problems = span.attributes.get(UNREADABLE)
+    marker = f" [{len(problems)} unreadable value(s)]" if isinstance(problems, list) else ""
     return msgspec.structs.replace(
         span,
         kind=_line(span.kind),
-        name=_line(span.name),
+        name=_line(span.name) + marker,
         actor=None if span.actor is None else _line(span.actor),
         attributes={
             _line(key): _line(value) if isinstance(value, str) else terminal_json(value)

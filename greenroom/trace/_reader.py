@@ -24,7 +24,13 @@ import msgspec
 
 from greenroom._errors import UsageError
 from greenroom.trace._errors import TraceStoreUnavailable
-from greenroom.trace._rows import span_of_stored_row, stored_int, stored_text, stored_time
+from greenroom.trace._rows import (
+    UNREADABLE,
+    span_of_stored_row,
+    stored_int,
+    stored_text,
+    stored_time,
+)
 from greenroom.trace._schema import COLUMNS, MIGRATIONS, SCHEMA_TABLE
 from greenroom.trace._span import Span, SpanStatus
 
@@ -32,13 +38,18 @@ __all__ = ["TraceReader", "TraceSummary", "find_trace", "recent_traces", "trace_
 
 _SELECT: Final = f"SELECT {COLUMNS} FROM greenroom_spans"
 # Token counts are added as floats (total()), so stored values past 64 bits do not
-# make the whole listing fail with an integer overflow.
+# make the whole listing fail with an integer overflow; times that are not numbers,
+# or past the year 5000, are left out of a trace's start and end.
 _RECENT: Final = """
     WITH roots AS (
         SELECT trace_id, name, actor, status, start_at FROM greenroom_spans
         WHERE parent_id IS NULL ORDER BY start_at DESC LIMIT ?
     )
-    SELECT r.trace_id, r.name, r.actor, r.status, min(s.start_at), max(s.end_at), count(*),
+    SELECT r.trace_id, r.name, r.actor, r.status,
+           min(CASE WHEN typeof(s.start_at) IN ('integer', 'real') THEN s.start_at END),
+           max(CASE WHEN typeof(s.end_at) IN ('integer', 'real') AND s.end_at < 1e11
+               THEN s.end_at END),
+           count(*),
            total(s.status = 'error'), total(s.tokens), count(s.tokens)
     FROM roots r JOIN greenroom_spans s ON s.trace_id = r.trace_id
     GROUP BY r.trace_id ORDER BY min(r.start_at) DESC
@@ -133,7 +144,34 @@ async def trace_spans(db: aiosqlite.Connection, path: str, trace_id: int) -> lis
     rows = await _fetch(
         db, path, f"{_SELECT} WHERE trace_id = ? ORDER BY start_at, span_id", (trace_id,)
     )
-    return [span_of_stored_row(row) for row in rows]
+    return _placed([span_of_stored_row(row) for row in rows])
+
+
+def _bad_times(span: Span) -> tuple[bool, bool]:
+    problems = span.attributes.get(UNREADABLE)
+    if not isinstance(problems, list):
+        return False, False
+    return (
+        any(str(p).startswith("start_at:") for p in problems),
+        any(str(p).startswith("end_at:") for p in problems),
+    )
+
+
+def _placed(spans: list[Span]) -> list[Span]:
+    """Spans whose times could not be read, placed at the trace's start (not at 1970).
+
+    A bad start takes its end, else the earliest readable start of the trace;
+    a bad end takes the start: the span shows as an instant, marked unreadable.
+    """
+    sound = [s.start for s in spans if not _bad_times(s)[0]]
+    earliest = min(sound, default=0.0)
+    for span in spans:
+        bad_start, bad_end = _bad_times(span)
+        if bad_start:
+            span.start = span.end if not bad_end else earliest
+        if bad_end:
+            span.end = span.start
+    return spans
 
 
 async def find_trace(db: aiosqlite.Connection, path: str, prefix: str) -> list[int]:

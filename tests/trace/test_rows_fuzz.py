@@ -98,3 +98,27 @@ def test_a_corrupt_attribute_is_shown_as_a_marker_not_raised(trace_db: Path) -> 
     [attributes_problem, name_problem] = span.attributes[UNREADABLE]
     assert attributes_problem.startswith("attributes: RecursionError")
     assert name_problem == "name: not UTF-8 text: b'Ch\\xffarge'"
+
+
+def test_a_span_with_an_unreadable_time_is_placed_in_its_trace_not_in_1970(
+    trace_db: Path,
+) -> None:
+    with sqlite3.connect(trace_db) as db:
+        db.execute("DELETE FROM greenroom_spans")
+        add_good_span(db, span_id=1)
+        add_good_span(db, span_id=2)
+        db.execute(
+            "UPDATE greenroom_spans SET start_at = 'soon', end_at = 1e300, parent_id = 1 "
+            "WHERE span_id = 2"
+        )
+
+    async def read() -> tuple[list[Span], list[Any]]:
+        async with TraceReader(trace_db) as reader:
+            return await reader.spans(TRACE_ID), await reader.recent_traces()
+
+    [root, odd], [summary] = anyio.run(read)
+    assert (odd.start, odd.end) == (root.start, root.start)
+    assert (summary.start, summary.end, summary.problems) == (root.start, root.end, ())
+    header = render_tree([shown_span(root), shown_span(odd)]).splitlines()[0]
+    assert "2023-11-1" in header
+    assert "500.0ms" in header
