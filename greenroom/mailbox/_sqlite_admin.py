@@ -15,7 +15,7 @@ import msgspec
 from greenroom._errors import ErrorInfo
 from greenroom.mailbox._deadletter import DeadLetter
 from greenroom.mailbox._envelope import Envelope
-from greenroom.mailbox._sqlite_schema import DEAD_LETTERS, LETTER_COLUMNS, MESSAGES
+from greenroom.mailbox._sqlite_schema import ACKED, DEAD_LETTERS, LETTER_COLUMNS, MESSAGES
 
 __all__ = [
     "DeadLetterRecord",
@@ -112,6 +112,7 @@ def record_from_row(row: Sequence[Any]) -> DeadLetterRecord:
         created_at,
         deadline,
         data,
+        causation_id,
     ) = row
     body: object
     try:
@@ -130,6 +131,7 @@ def record_from_row(row: Sequence[Any]) -> DeadLetterRecord:
         attempt=attempts,
         created_at=created_at,
         deadline=deadline,
+        causation_id=causation_id,
     )
     letter = DeadLetter(
         envelope=envelope,
@@ -163,10 +165,12 @@ async def get_letter(db: aiosqlite.Connection, letter_id: int) -> DeadLetterReco
 
 _REDRIVE = (
     f"INSERT OR IGNORE INTO {MESSAGES} (actor, id, sender, reply_to, correlation_id, trace_id, "
-    "parent_span_id, attempt, created_at, deadline, body, owner) "
+    "parent_span_id, attempt, created_at, deadline, body, causation_id, owner) "
     "SELECT actor, envelope_id, sender, reply_to, correlation_id, trace_id, parent_span_id, 1, "
-    f"created_at, deadline, body, NULL FROM {DEAD_LETTERS} WHERE letter_id = ?"
+    f"created_at, deadline, body, causation_id, NULL FROM {DEAD_LETTERS} WHERE letter_id = ?"
 )
+# A redrive is meant to deliver: a keyed tell remembered as acked is forgotten first.
+_UNREMEMBER = f"DELETE FROM {ACKED} WHERE id = ?"
 
 
 async def redrive_letters(
@@ -187,6 +191,7 @@ async def redrive_letters(
                 outcomes.append(RedriveOutcome(id=letter_id, status="not_found"))
                 continue
             actor, envelope_id = rows[0]
+            await db.execute(_UNREMEMBER, (envelope_id,))
             cursor = await db.execute(_REDRIVE, (letter_id,))
             status: Literal["redriven", "already_queued"] = (
                 "redriven" if cursor.rowcount == 1 else "already_queued"

@@ -31,6 +31,8 @@ from greenroom.mailbox._sqlite_schema import (
     INSERT_LETTER,
     LETTER_COLUMNS,
     SCHEMA_TABLE,
+    SchemaTooNew,
+    migrate,
 )
 
 if TYPE_CHECKING:
@@ -95,11 +97,15 @@ class SqliteDeadLetters:
                 raise UsageError(
                     f"{name} is not a greenroom mailbox database (it has no {SCHEMA_TABLE} table)"
                 )
+            await migrate(db)  # a database of an older greenroom lacks columns read here
             letters = cls(name, None, db)
             yield letters
             await letters._flush()
         except sqlite3.Error as error:
             raise MailboxUnavailable(name, "read", str(error)) from error
+        except SchemaTooNew as error:
+            reason = f"its schema version {error.found} is newer than this greenroom knows"
+            raise MailboxUnavailable(name, "open", f"{reason}; upgrade greenroom") from error
         finally:
             await db.close()
 
