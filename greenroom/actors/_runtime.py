@@ -515,7 +515,10 @@ class Runtime:
             if key is None:
                 return make_envelope(cell.name, body)
             return make_envelope(cell.name, body, key=key)
-        envelope = make_envelope(cell.name, body, reply_to=self.node, key=key)
+        if key is None:
+            envelope = make_envelope(cell.name, body, reply_to=self.node)
+        else:
+            envelope = make_envelope(cell.name, body, reply_to=self.node, key=key)
         envelope.correlation_id = envelope.id
         if timeout is not None:
             envelope.deadline = envelope.created_at + timeout

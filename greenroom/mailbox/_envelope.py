@@ -163,15 +163,27 @@ def make_envelope(
     Raises:
         UsageError: ``key`` is not a valid idempotency key.
     """
-    if key is None:
-        msg_id = new_id()
-        causation_id = None
-    else:
-        msg_id = keyed_id(recipient, key)
-        causation_id = msg_id if reply_to is None else None
+    if key is not None:
+        envelope = _envelope(
+            recipient, body, correlation_id, reply_to, deadline, keyed_id(recipient, key)
+        )
+        if reply_to is None:  # a keyed tell: remembered after its ack
+            envelope.causation_id = envelope.id
+        return envelope
+    return _envelope(recipient, body, correlation_id, reply_to, deadline, new_id())
+
+
+def _envelope(
+    recipient: str,
+    body: object,
+    correlation_id: int | None,
+    reply_to: str | None,
+    deadline: float | None,
+    msg_id: int,
+) -> Envelope:
     parent = current_span.get()
     if parent is None:
-        if reply_to is None and correlation_id is None and deadline is None and key is None:
+        if reply_to is None and correlation_id is None and deadline is None:
             return Envelope(
                 id=msg_id, recipient=recipient, body=body, trace_id=msg_id, created_at=_time()
             )
@@ -184,7 +196,6 @@ def make_envelope(
             trace_id=msg_id,
             created_at=_time(),
             deadline=deadline,
-            causation_id=causation_id,
         )
     return Envelope(
         id=msg_id,
@@ -197,5 +208,4 @@ def make_envelope(
         parent_span_id=parent.span_id,
         created_at=_time(),
         deadline=deadline,
-        causation_id=causation_id,
     )
