@@ -72,7 +72,8 @@ class ActorRef:
         that window too. A memory mailbox does not dedupe (it does not
         outlive the process that could re-send). Through a pool, a re-send
         is the same envelope only if it reaches the same member (route by
-        key). See :class:`~greenroom.Envelope`.
+        key). A key names one request to one actor: use it for a tell or for
+        an ask, not both. See :class:`~greenroom.Envelope`.
 
         Raises:
             InvalidMessage: ``body`` is not a frozen, tagged Struct.
