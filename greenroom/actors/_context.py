@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from greenroom.actors._cell import Cell
     from greenroom.actors._runtime import Runtime
     from greenroom.actors._spec import Spec
+    from greenroom.mailbox import IdempotencyKey
 
 __all__ = ["ActorContext", "Timer"]
 
@@ -188,24 +189,46 @@ class ActorContext:
             span_id=None if span is None else format_id(span.span_id),
         )
 
-    async def tell(self, ref: ActorRef, body: object) -> None:
-        """``ref.tell(body)``, as part of the current trace (so is a plain ``ref.tell``)."""
-        await ref.tell(body)
+    async def tell(
+        self, ref: ActorRef, body: object, *, idempotency_key: IdempotencyKey | None = None
+    ) -> None:
+        """``ref.tell(body)``, as part of the current trace (so is a plain ``ref.tell``).
 
-    async def ask(self, ref: ActorRef, body: object, *, timeout: float | None = None) -> Any:
-        """``ref.ask(body, timeout=timeout)``, as part of the current trace."""
-        return await ref.ask(body, timeout=timeout)
+        It starts a request of its own (its own causation, not the current
+        message's): see :class:`~greenroom.Envelope`. A handler that is
+        redelivered after a crash sends it again under a new id unless it
+        passes an ``idempotency_key`` derived from the message it handles
+        (``f"{msg.order}/charge"``). Raises as ``ActorRef.tell``.
+        """
+        await ref.tell(body, idempotency_key=idempotency_key)
+
+    async def ask(
+        self,
+        ref: ActorRef,
+        body: object,
+        *,
+        timeout: float | None = None,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> Any:
+        """``ref.ask(body, timeout=timeout)``, as part of the current trace.
+
+        A request of its own, as :meth:`tell`. Raises as ``ActorRef.ask``.
+        """
+        return await ref.ask(body, timeout=timeout, idempotency_key=idempotency_key)
 
     async def forward(self, target: ActorRef, body: object | None = None) -> None:
         """Hand the message being handled (or ``body`` instead) to ``target``, which answers.
 
         The new envelope keeps the current one's ask (``reply_to`` and
-        ``correlation_id``) and ``deadline``, and is a child of the current
-        span in the same trace. Once it is sent, this handler's return value
-        is not the reply: ``target``'s is. If ``target`` fails past its retry
-        policy, stops with the message queued or has no handler for it, the
-        asker gets :class:`HandlerError`, :class:`ActorStopped` or
-        :class:`UnknownMessage` from ``target``, as if it had asked it.
+        ``correlation_id``), ``deadline`` and causation (it serves the same
+        request: ``target``'s ledger steps are keyed by it, so a forward
+        repeated after this actor was redelivered does not run them twice),
+        and is a child of the current span in the same trace. Once it is
+        sent, this handler's return value is not the reply: ``target``'s is.
+        If ``target`` fails past its retry policy, stops with the message
+        queued or has no handler for it, the asker gets :class:`HandlerError`,
+        :class:`ActorStopped` or :class:`UnknownMessage` from ``target``, as
+        if it had asked it.
 
         A pool ref routes ``body`` as ``tell`` would. Only the first forward
         of a delivery carries its ask; another forward of it is a tell. A

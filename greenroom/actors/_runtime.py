@@ -54,6 +54,7 @@ from greenroom.mailbox import (
     DeadLetterReason,
     DeadLetterSink,
     Envelope,
+    IdempotencyKey,
     MailboxConfig,
     MailboxFactory,
     MemoryDeadLetters,
@@ -504,7 +505,13 @@ class Runtime:
     # -- the message path ---------------------------------------------------
 
     def _envelope(
-        self, cell: Cell, body: object, *, ask: bool = False, timeout: float | None = None
+        self,
+        cell: Cell,
+        body: object,
+        *,
+        ask: bool = False,
+        timeout: float | None = None,
+        key: IdempotencyKey | None = None,
     ) -> Envelope:
         try:
             bound = check_message(body)
@@ -519,8 +526,13 @@ class Runtime:
             self._refuse(cell, body, "actor_stopped", closed)
             raise closed
         if not ask:
-            return make_envelope(cell.name, body)
-        envelope = make_envelope(cell.name, body, reply_to=self.node)
+            if key is None:
+                return make_envelope(cell.name, body)
+            return make_envelope(cell.name, body, key=key)
+        if key is None:
+            envelope = make_envelope(cell.name, body, reply_to=self.node)
+        else:
+            envelope = make_envelope(cell.name, body, reply_to=self.node, key=key)
         envelope.correlation_id = envelope.id
         if timeout is not None:
             envelope.deadline = envelope.created_at + timeout

@@ -7,7 +7,7 @@ from greenroom.mailbox._deadletter import (
     DeadLetterSink,
     MemoryDeadLetters,
 )
-from greenroom.mailbox._envelope import Envelope, make_envelope
+from greenroom.mailbox._envelope import Envelope, IdempotencyKey, keyed_id, make_envelope
 from greenroom.mailbox._errors import MailboxUnavailable, UndecodableMessage
 from greenroom.mailbox._memory import MemoryMailbox, MemoryMailboxes
 from greenroom.mailbox._message import Message, check_message
@@ -31,6 +31,7 @@ __all__ = [
     "DeadLetterRecord",
     "DeadLetterSink",
     "Envelope",
+    "IdempotencyKey",
     "Mailbox",
     "MailboxConfig",
     "MailboxFactory",
@@ -54,5 +55,6 @@ __all__ = [
     "SqliteMailboxesStatistics",
     "UndecodableMessage",
     "check_message",
+    "keyed_id",
     "make_envelope",
 ]

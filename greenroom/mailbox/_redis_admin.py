@@ -29,7 +29,7 @@ from greenroom.mailbox._deadletter import DeadLetter, DeadLetterReason
 from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._errors import MailboxUnavailable
 from greenroom.mailbox._redis_client import connect, redis_error
-from greenroom.mailbox._redis_mailbox_entries import PUT, envelope_of
+from greenroom.mailbox._redis_mailbox_entries import REDRIVE, envelope_of
 from greenroom.mailbox._stored import quote, stored_body, stored_text
 
 if TYPE_CHECKING:
@@ -254,7 +254,7 @@ class RedisDeadLetters:
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.hdel(base + "a", str(envelope_id))
             pipe.eval(
-                PUT,
+                REDRIVE,
                 2,
                 base + "s",
                 base + "d:" + str(envelope_id),

@@ -34,8 +34,10 @@ class RedisMailbox:
     one handed out and never acked is delivered again, to the next
     incarnation in this process, or to another process once its lease has
     expired, with ``attempt`` incremented); FIFO per sender; an envelope whose
-    id is unacked in the stream (within ``dedupe_ttl``) is not added twice; at most
-    ``capacity`` entries in the stream (checked on the server as well).
+    id is unacked in the stream (within ``dedupe_ttl``) is not added twice,
+    nor a tell sent with an idempotency key (``Envelope.remember_after_ack``)
+    acked less than ``dedupe_ttl`` ago; at most ``capacity`` entries in the
+    stream (checked on the server as well).
 
     ``put`` returns once Redis has the entry. ``offer`` and ``put_nowait``
     are the fire-and-forget mode: they return as soon as the entry is queued
@@ -160,7 +162,12 @@ class RedisMailbox:
         Raises:
             MailboxClosed: the mailbox was closed before or while waiting for room.
             MailboxFull: the stream on the server is at capacity (other producers).
-            MailboxUnavailable: Redis failed the write.
+            MailboxUnavailable: the outcome is unknown: the connection failed
+                while the write was sent or its answer awaited, so the entry
+                may well have been added. Re-send with the same idempotency
+                key (``tell(..., idempotency_key=)``): the re-send is dropped
+                if the first was written. (During an outage an awaited put
+                fails before it is sent; that one was not written.)
         """
         if self._closed:
             raise MailboxClosed(self.name)
@@ -203,7 +210,7 @@ class RedisMailbox:
         self.held.discard(envelope.id)
         sid = self.sids.pop(envelope.id, None)
         if sid is not None:
-            self.pump.ack(self, envelope.id, sid)
+            self.pump.ack(self, envelope.id, sid, envelope.causation_id == envelope.id)
         self.forget(1)
 
     def requeue(self, envelope: Envelope) -> None:

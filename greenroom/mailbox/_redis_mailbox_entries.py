@@ -15,6 +15,7 @@ from greenroom.mailbox._sqlite_rows import BodyDecoder, Poison, letter_body
 
 __all__ = [
     "PUT",
+    "REDRIVE",
     "Keys",
     "dead_letter",
     "decode_entry",
@@ -33,9 +34,27 @@ if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then
 end
 return redis.call('XADD', KEYS[1], '*', 'h', ARGV[3], 'b', ARGV[4])
 """
+# A redrive is meant to deliver: the marker of an acked keyed tell ('a', kept
+# for the dedupe window) is dropped first; a pending one ('1') still dedupes.
+REDRIVE = "if redis.call('GET', KEYS[2]) == 'a' then redis.call('DEL', KEYS[2]) end" + PUT
 
 _encode = msgspec.msgpack.Encoder().encode
-_Header = tuple[int, str | None, str | None, int | None, int, int | None, float, float | None]
+
+
+class _Header(msgspec.Struct, array_like=True, frozen=True):
+    """An entry's header as written: an array, fields added later only at its end."""
+
+    id: int
+    sender: str | None
+    reply_to: str | None
+    correlation_id: int | None
+    trace_id: int
+    parent_span_id: int | None
+    created_at: float
+    deadline: float | None
+    causation_id: int | None = None  # written only when set: older readers take the rest
+
+
 _decode_header = msgspec.msgpack.Decoder(_Header).decode
 
 
@@ -48,19 +67,24 @@ class Keys(NamedTuple):
 
 
 def encode_header(envelope: Envelope) -> bytes:
-    """The msgpack of everything in ``envelope`` but its body and attempt."""
-    return _encode(
-        (
-            envelope.id,
-            envelope.sender,
-            envelope.reply_to,
-            envelope.correlation_id,
-            envelope.trace_id,
-            envelope.parent_span_id,
-            envelope.created_at,
-            envelope.deadline,
-        )
+    """The msgpack of everything in ``envelope`` but its body and attempt.
+
+    An array of 8 fields, or 9 when ``causation_id`` is set (a forwarded
+    or keyed envelope): a header without one is readable by a greenroom
+    that predates it.
+    """
+    fields = (
+        envelope.id,
+        envelope.sender,
+        envelope.reply_to,
+        envelope.correlation_id,
+        envelope.trace_id,
+        envelope.parent_span_id,
+        envelope.created_at,
+        envelope.deadline,
     )
+    causation = envelope.causation_id
+    return _encode(fields if causation is None else (*fields, causation))
 
 
 def envelope_of(header: bytes, actor: str, body: object, attempt: int = 1) -> Envelope:
@@ -69,19 +93,20 @@ def envelope_of(header: bytes, actor: str, body: object, attempt: int = 1) -> En
     Raises:
         msgspec.MsgspecError: ``header`` is not such a header.
     """
-    ident, sender, reply_to, corr, trace, parent, created, deadline = _decode_header(header)
+    h = _decode_header(header)
     return Envelope(
-        id=ident,
+        id=h.id,
         recipient=actor,
         body=body,
-        sender=sender,
-        reply_to=reply_to,
-        correlation_id=corr,
-        trace_id=trace,
-        parent_span_id=parent,
+        sender=h.sender,
+        reply_to=h.reply_to,
+        correlation_id=h.correlation_id,
+        trace_id=h.trace_id,
+        parent_span_id=h.parent_span_id,
         attempt=attempt,
-        created_at=created,
-        deadline=deadline,
+        created_at=h.created_at,
+        deadline=h.deadline,
+        causation_id=h.causation_id,
     )
 
 

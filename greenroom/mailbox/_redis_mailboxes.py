@@ -126,6 +126,7 @@ class Pump:
         self.boxes: dict[str, RedisMailbox] = {}
         self.puts: deque[PutOp] = deque()
         self.acks: list[tuple[Keys, bytes, int]] = []
+        self.remembered: list[str] = []  # dedupe markers of acked keyed tells
         self.attempts: list[tuple[Keys, int, int]] = []
         self.letters: list[dict[Any, Any]] = []
         self.flushers: list[asyncio.Future[None]] = []
@@ -183,8 +184,10 @@ class Pump:
         op.mailbox.held.discard(op.envelope.id)
         op.mailbox.forget(1)
 
-    def ack(self, box: RedisMailbox, envelope_id: int, sid: bytes) -> None:
+    def ack(self, box: RedisMailbox, envelope_id: int, sid: bytes, remember: bool) -> None:
         self.acks.append((box.keys, sid, envelope_id))
+        if remember:  # a keyed tell: its marker is kept for dedupe_ttl after the ack
+            self.remembered.append(box.keys.dedupe + str(envelope_id))
         self.wake()
 
     def attempt(self, box: RedisMailbox, envelope_id: int, attempt: int) -> None:
@@ -277,6 +280,7 @@ class Pump:
                 letters=len(self.letters),
             )
         self.acks.clear()
+        self.remembered.clear()
         self.attempts.clear()
         self.letters.clear()
 
@@ -295,6 +299,7 @@ class Pump:
 
     async def _write(self) -> None:
         acks, self.acks = self.acks, []
+        remembered, self.remembered = self.remembered, []
         attempts, self.attempts = self.attempts, []
         letters, self.letters = self.letters, []
         puts = list(self.puts)
@@ -316,6 +321,8 @@ class Pump:
                     pipe.xdel(keys.stream, *sids)
                     pipe.hdel(keys.attempts, *(str(eid) for _, eid in done))
                     pipe.delete(*(keys.dedupe + str(eid) for _, eid in done))
+                for marker in remembered:  # after the deletes: 'a', acked, still deduping
+                    pipe.set(marker, "a", px=self._ttl_ms)
                 for keys, eid, attempt in attempts:
                     pipe.hset(keys.attempts, str(eid), attempt)
                 for letter in letters:
@@ -340,6 +347,7 @@ class Pump:
             # idempotent or nearly (a letter may be written twice if the reply
             # was lost); fire-and-forget puts are deduped by envelope id.
             self.acks[:0] = acks
+            self.remembered[:0] = remembered
             self.attempts[:0] = attempts
             self.letters[:0] = letters
             retry = [op for op in puts if op.done is None]

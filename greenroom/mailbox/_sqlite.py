@@ -79,6 +79,13 @@ class SqliteMailboxes:
         synchronous: sqlite's ``synchronous``: ``"NORMAL"`` (default)
             survives the process being killed; ``"FULL"`` also power loss.
         busy_timeout: how long to wait for another connection's write lock.
+        dedupe_window: how long the id of an acked tell sent with an
+            idempotency key is remembered (default 3600.0). The dedupe
+            window of a keyed tell is from its put until this long after
+            its ack (checked to within ``poll``): a re-send in it is
+            dropped; a later one is delivered again (the side-effect
+            ledger, keyed by the same causation, still answers its steps).
+            Other envelope ids are deduped while they are unacked.
 
     Raises :class:`UsageError` for bad options, and on open
     :class:`MailboxUnavailable` when the file cannot be opened or its schema
@@ -95,6 +102,7 @@ class SqliteMailboxes:
         max_message_bytes: int | None = 1_048_576,
         synchronous: _Synchronous = "NORMAL",
         busy_timeout: float = 5.0,
+        dedupe_window: float = 3600.0,
     ) -> None:
         name = os.fspath(path)
         if name in ("", ":memory:") or name.startswith("file::memory:"):
@@ -109,6 +117,8 @@ class SqliteMailboxes:
             raise UsageError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
         if busy_timeout < 0:
             raise UsageError(f"busy_timeout is in seconds and >= 0, got {busy_timeout!r}")
+        if not isinstance(dedupe_window, int | float) or not dedupe_window >= 0:
+            raise UsageError(f"dedupe_window is in seconds and >= 0, got {dedupe_window!r}")
         self.path = name
         self._poll = poll
         self._max_bytes = max_message_bytes
@@ -116,7 +126,9 @@ class SqliteMailboxes:
         self._busy_ms = int(busy_timeout * 1000)
         self._slots: dict[str, Slot] = {}
         self._leases = Leases(lease)
-        self._writer = Writer(repr(self), self._leases, batch, self._slots)
+        self._writer = Writer(
+            repr(self), self._leases, batch, self._slots, dedupe_window=float(dedupe_window)
+        )
         self._decoders: dict[tuple[type, ...], BodyDecoder] = {}
         self._db: aiosqlite.Connection | None = None
         self._task_group: anyio.abc.TaskGroup | None = None

@@ -30,11 +30,13 @@ from greenroom.mailbox._deadletter import DeadLetter, DeadLetterReason
 from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._errors import MailboxUnavailable
 from greenroom.mailbox._sqlite_schema import (
+    ACKED,
     DEAD_LETTERS,
     LETTER_COLUMNS,
     MESSAGES,
     MIGRATIONS,
     SCHEMA_TABLE,
+    migrate,
 )
 from greenroom.mailbox._stored import stored_body, stored_int, stored_text, stored_time
 
@@ -196,7 +198,7 @@ def check_letter_id(letter_id: object) -> int:
 def record_from_row(row: Sequence[Any]) -> DeadLetterRecord:
     """A row of :data:`SELECT_LETTERS` as a record. Total: never raises (see the module docs)."""
     problems: list[str] = []
-    cells = list(row) + [None] * max(0, 17 - len(row))
+    cells = list(row) + [None] * max(0, 18 - len(row))
     (
         letter_id,
         actor,
@@ -215,7 +217,8 @@ def record_from_row(row: Sequence[Any]) -> DeadLetterRecord:
         created_at,
         deadline,
         data,
-    ) = cells[:17]
+        causation_id,
+    ) = cells[:18]
     actor_text = stored_text(actor, "actor", problems)
     envelope = Envelope(
         id=stored_int(envelope_id, "envelope_id", problems),
@@ -229,6 +232,7 @@ def record_from_row(row: Sequence[Any]) -> DeadLetterRecord:
         attempt=stored_int(attempts, "attempts", problems),
         created_at=stored_time(created_at, "created_at", problems),
         deadline=stored_time(deadline, "deadline", problems, null=True),
+        causation_id=stored_int(causation_id, "causation_id", problems, null=True),
     )
     reason_text: DeadLetterReason = stored_text(reason, "reason", problems)
     letter = DeadLetter(
@@ -291,10 +295,12 @@ async def get_letter(db: aiosqlite.Connection, letter_id: int) -> DeadLetterReco
 
 _REDRIVE = (
     f"INSERT OR IGNORE INTO {MESSAGES} (actor, id, sender, reply_to, correlation_id, trace_id, "
-    "parent_span_id, attempt, created_at, deadline, body, owner) "
+    "parent_span_id, attempt, created_at, deadline, body, causation_id, owner) "
     "SELECT actor, envelope_id, sender, reply_to, correlation_id, trace_id, parent_span_id, 1, "
-    f"created_at, deadline, body, NULL FROM {DEAD_LETTERS} WHERE letter_id = ?"
+    f"created_at, deadline, body, causation_id, NULL FROM {DEAD_LETTERS} WHERE letter_id = ?"
 )
+# A redrive is meant to deliver: a keyed tell remembered as acked is forgotten first.
+_UNREMEMBER = f"DELETE FROM {ACKED} WHERE id = ?"
 
 
 async def redrive_letters(
@@ -325,6 +331,7 @@ async def redrive_letters(
             if not record.redrivable:
                 outcomes.append(RedriveOutcome(id=letter_id, status="unreadable", actor=actor))
                 continue
+            await db.execute(_UNREMEMBER, (envelope_id,))
             cursor = await db.execute(_REDRIVE, (letter_id,))
             status: Literal["redriven", "already_queued"] = (
                 "redriven" if cursor.rowcount == 1 else "already_queued"
@@ -389,14 +396,24 @@ async def open_mailbox_database(
         raise MailboxUnavailable(path, "open", str(error)) from error
     try:
         await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        await _check_schema(db, path)
+        version = await _check_schema(db, path)
+        if version < MIGRATIONS[-1][0]:
+            if read_only:
+                raise MailboxUnavailable(
+                    path,
+                    "open",
+                    f"its schema version {version} is older than this greenroom's "
+                    f"({MIGRATIONS[-1][0]}); a command that writes (redrive, purge) or a "
+                    "runtime opening it upgrades it",
+                )
+            await migrate(db)
         yield db
     finally:
         with contextlib.suppress(sqlite3.Error, ValueError):
             await db.close()
 
 
-async def _check_schema(db: aiosqlite.Connection, path: str) -> None:
+async def _check_schema(db: aiosqlite.Connection, path: str) -> int:
     not_ours = f"{path} is not a greenroom mailbox database"
     try:
         rows = list(
@@ -422,3 +439,4 @@ async def _check_schema(db: aiosqlite.Connection, path: str) -> None:
             f"its schema version {version} is newer than this greenroom knows ({known}); "
             "upgrade greenroom",
         )
+    return version

@@ -13,6 +13,7 @@ incarnation, a redrive) the mailbox fetches the oldest free rows in pages.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -37,7 +38,9 @@ class SqliteMailbox:
     acked; one handed out and never acked is delivered again, with
     ``attempt`` incremented, after this mailbox closes or its process dies);
     FIFO per sender, across restarts; an envelope whose id is unacked in
-    this mailbox already is not enqueued twice; at most ``capacity`` unacked
+    this mailbox already is not enqueued twice, nor a tell sent with an
+    idempotency key (``Envelope.remember_after_ack``) whose id was acked
+    within the factory's ``dedupe_window``; at most ``capacity`` unacked
     messages per actor on disk.
 
     ``put`` returns once the message is committed. ``offer`` and
@@ -170,11 +173,15 @@ class SqliteMailbox:
         was enqueued; cancelled while waiting for the commit, the message is
         withdrawn if its batch had not started, and committed without the
         caller otherwise. A re-sent envelope (same id) that this mailbox
-        still holds returns at once, enqueuing nothing.
+        still holds returns at once, enqueuing nothing; one that the
+        database holds, or a keyed tell acked within the ``dedupe_window``,
+        is dropped at the commit, and ``put`` returns as for a write.
 
         Raises:
             MailboxClosed: the mailbox was closed before or while waiting for room.
-            MailboxUnavailable: the commit failed (the message is not on disk).
+            MailboxUnavailable: the commit failed and was rolled back (the
+                message is not on disk). A process killed while waiting
+                does not know: re-send with the same idempotency key.
             InvalidMessage, MessageTooLarge: as for :meth:`offer`.
         """
         if self._closed:
@@ -216,7 +223,10 @@ class SqliteMailbox:
         """The consumer is done with ``envelope``: delete it in the next commit.
 
         Frees its slot at once (a waiting sender is let in). Acking an
-        envelope this mailbox did not hand out does nothing.
+        envelope this mailbox did not hand out does nothing. The id of a
+        tell sent with an idempotency key is kept (table
+        ``greenroom_mailbox_acked``) for the factory's ``dedupe_window``, so
+        a re-send of it is dropped.
         """
         if self._out.pop(envelope.id, None) is None:
             return
@@ -224,6 +234,8 @@ class SqliteMailbox:
         self._slot.count -= 1
         writer = self._writer
         writer.acks.append((envelope.id,))
+        if envelope.causation_id == envelope.id:  # a keyed tell: remember_after_ack
+            writer.remembered.append((envelope.id, self.name, time.time()))
         writer.wake()
         if self._putters:
             self._putters.wake()

@@ -61,15 +61,17 @@ def message_row(actor: str, envelope: Envelope, data: bytes, owner: int | None) 
         envelope.created_at,
         envelope.deadline,
         data,
+        envelope.causation_id,
         owner,
     )
 
 
 def envelope_from_row(actor: str, row: Sequence[Any], body: object) -> Envelope:
-    """An envelope from a ``FETCH`` row ``(seq, id, sender, ..., body)`` and its decoded body."""
-    _, ident, sender, reply_to, correlation_id, trace_id, parent, attempt, created, deadline, _ = (
-        row
-    )
+    """An envelope from a ``FETCH`` row ``(seq, id, sender, ..., body, causation_id)``
+    and its decoded body."""
+    _, ident, sender, reply_to, correlation_id, trace_id, parent, attempt, created, deadline = row[
+        :10
+    ]
     return Envelope(
         id=ident,
         recipient=actor,
@@ -82,6 +84,7 @@ def envelope_from_row(actor: str, row: Sequence[Any], body: object) -> Envelope:
         attempt=attempt,
         created_at=created,
         deadline=deadline,
+        causation_id=row[11],
     )
 
 
@@ -232,6 +235,7 @@ def letter_row(letter: DeadLetter) -> tuple[Any, ...]:
         envelope.created_at,
         envelope.deadline,
         data,
+        envelope.causation_id,
     )
 
 
@@ -255,4 +259,5 @@ def poison_letter(actor: str, envelope: Envelope, poison: Poison) -> tuple[Any, 
         envelope.created_at,
         envelope.deadline,
         envelope.body,
+        envelope.causation_id,
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,14 @@ from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._errors import MailboxUnavailable
 from greenroom.mailbox._sqlite_leases import Leases
 from greenroom.mailbox._sqlite_rows import Poison, envelope_from_row, message_row, poison_letter
-from greenroom.mailbox._sqlite_schema import FETCH, INSERT, INSERT_LETTER, MESSAGES
+from greenroom.mailbox._sqlite_schema import (
+    FETCH,
+    FORGET_ACKED,
+    INSERT,
+    INSERT_LETTER,
+    MESSAGES,
+    REMEMBER,
+)
 from greenroom.mailbox._sqlite_slot import Chunk, Slot
 from greenroom.trace._logging import logger
 
@@ -46,8 +54,17 @@ AdminFn = Callable[[aiosqlite.Connection], Awaitable[Any]]
 class Writer:
     """The queues of changes and the task that commits them (see the module docstring)."""
 
-    def __init__(self, name: str, leases: Leases, batch: int, slots: dict[str, Slot]) -> None:
+    def __init__(
+        self,
+        name: str,
+        leases: Leases,
+        batch: int,
+        slots: dict[str, Slot],
+        *,
+        dedupe_window: float = 3600.0,
+    ) -> None:
         self.name = name
+        self.dedupe_window = dedupe_window
         self.leases = leases
         self.owner = leases.owner
         self.batch = batch
@@ -55,6 +72,7 @@ class Writer:
         self.db: aiosqlite.Connection | None = None
         self.chunks: deque[Chunk] = deque()
         self.acks: list[tuple[int]] = []
+        self.remembered: list[tuple[int, str, float]] = []  # acked keyed tells: id, actor, at
         self.attempts: list[tuple[int, int]] = []
         self.releases: list[tuple[int, int]] = []
         self.letters: list[tuple[Any, ...]] = []
@@ -132,6 +150,7 @@ class Writer:
         return bool(
             self.chunks
             or self.acks
+            or self.remembered
             or self.attempts
             or self.releases
             or self.letters
@@ -209,6 +228,7 @@ class Writer:
         owner = self.owner
         chunk = self.chunks.popleft() if self.chunks else None
         acks, self.acks = self.acks, []
+        remembered, self.remembered = self.remembered, []
         attempts, self.attempts = self.attempts, []
         releases, self.releases = self.releases, []
         letters, self.letters = self.letters, []
@@ -232,6 +252,8 @@ class Writer:
         try:
             if acks:
                 await db.executemany(DELETE, acks)
+            if remembered:
+                await db.executemany(REMEMBER, remembered)
             if attempts:
                 await db.executemany(SET_ATTEMPT, attempts)
             if releases:
@@ -243,6 +265,7 @@ class Writer:
             if tick:
                 for actor in await self.leases.maintain(db):
                     self.mark_loose(actor)
+                await db.execute(FORGET_ACKED, (time.time() - self.dedupe_window,))
             for box in wanted.values():
                 await self._fetch(db, box, fetched, poisoned, poison_rows)
             if poisoned:
@@ -253,6 +276,7 @@ class Writer:
         except sqlite3.Error as error:
             with contextlib.suppress(sqlite3.Error):
                 await db.rollback()
+            self.remembered[:0] = remembered
             self._failed(error, chunk, acks, attempts, releases, letters, wanted)
             return False
         self.commits += 1
