@@ -126,7 +126,7 @@ def insert_row(db: sqlite3.Connection, table: str, columns: str, values: list[An
 # -- mailbox databases ---------------------------------------------------------
 
 _LETTER_NULLABLE = {"traceback", "sender", "reply_to", "correlation_id", "parent_span_id"}
-_LETTER_NULLABLE |= {"deadline"}
+_LETTER_NULLABLE |= {"deadline", "causation_id"}
 
 
 def _good_letter() -> dict[str, Any]:
@@ -147,6 +147,7 @@ def _good_letter() -> dict[str, Any]:
         "created_at": 1_700_000_000.0,
         "deadline": None,
         "body": GOOD_BODY,
+        "causation_id": None,
     }
 
 
