@@ -276,6 +276,16 @@ class RedisMailbox:
         if was_empty and self._listener is not None:
             self._listener()
 
+    def holding(self, envelope_id: int) -> Envelope | None:
+        """The envelope with ``envelope_id`` handed out or buffered here, or ``None``."""
+        envelope = self._out.get(envelope_id)
+        if envelope is not None:
+            return envelope
+        for buffered in self._buffer:
+            if buffered.id == envelope_id:
+                return buffered
+        return None
+
     def adopt(self, envelope_id: int) -> bool:
         """Whether an entry read is new to this mailbox (counted now), not one it put."""
         if envelope_id in self.held:
