@@ -258,7 +258,8 @@ _ODD_VALUES += [b"raw", 1.5, True, "\u00e9" * 1000]
 def hostile_entry(draw: st.DrawFn) -> dict[bytes, bytes]:
     """The fields of an entry a foreign or broken producer might XADD."""
     header = encode_header(make_envelope("keeper", Note(n=-7)))
-    kind = draw(st.sampled_from(["header", "body", "both", "odd", "short", "missing", "extra"]))
+    kinds = ["header", "body", "both", "odd", "splice", "text", "short", "missing", "extra"]
+    kind = draw(st.sampled_from(kinds))
     if kind == "header":
         return {b"h": draw(hostile_bytes(header)), b"b": _TEMPLATE_BODY}
     if kind == "body":
@@ -271,6 +272,15 @@ def hostile_entry(draw: st.DrawFn) -> dict[bytes, bytes]:
             b"h": header_with(position, draw(st.sampled_from(_ODD_VALUES))),
             b"b": _TEMPLATE_BODY,
         }
+    if kind == "splice":  # one field's msgpack replaced by hostile bytes (a bad str, a deep list)
+        parts = [msgspec.msgpack.encode(value) for value in msgspec.msgpack.decode(header)]
+        parts[draw(st.integers(0, 7))] = draw(hostile_bytes())
+        return {b"h": b"\x98" + b"".join(parts), b"b": _TEMPLATE_BODY}
+    if kind == "text":  # the sender or reply_to a msgpack str of random bytes (rarely UTF-8)
+        parts = [msgspec.msgpack.encode(value) for value in msgspec.msgpack.decode(header)]
+        raw = draw(st.binary(min_size=1, max_size=31))
+        parts[draw(st.sampled_from([1, 2]))] = bytes([0xA0 | len(raw)]) + raw
+        return {b"h": b"\x98" + b"".join(parts), b"b": _TEMPLATE_BODY}
     if kind == "short":
         fields = list(msgspec.msgpack.decode(header))
         size = draw(st.sampled_from([0, 1, 7, 9, 20]))
@@ -325,7 +335,7 @@ def portal_serving() -> Iterator[tuple[anyio.from_thread.BlockingPortal, Served]
 def test_fuzzed_entries_never_wedge_the_mailbox_and_good_ones_are_handled_once() -> None:
     with portal_serving() as (portal, s):
 
-        @settings(parent=FUZZ_SETTINGS, max_examples=60)
+        @settings(parent=FUZZ_SETTINGS, max_examples=80)
         @given(st.lists(hostile_entry(), min_size=1, max_size=5))
         def case(hostile: list[dict[bytes, bytes]]) -> None:
             portal.call(_round, s, hostile)
