@@ -136,6 +136,21 @@ class RedisMailboxes:
         return self._dead_letters
 
     @property
+    def duplicates(self) -> int:
+        """Entries acked unhandled as copies of an envelope a mailbox here held.
+
+        An entry that repeats the id and the body of an envelope its mailbox
+        holds (buffered or handed out) is a duplicate: a re-send after the
+        dedupe marker expired, or a copy written by other code. It is acked
+        at once, leaving the held one's dedupe marker and saved attempts as
+        they are. One that repeats the id with another body is not counted
+        here: it is a dead letter (:class:`EnvelopeIdConflict`). Ids of
+        envelopes already acked are not remembered: a later entry with one
+        is a new message.
+        """
+        return self._pump.duplicates
+
+    @property
     def dead_key(self) -> str:
         """The dead-letter stream's key."""
         return self._pump.dead_key
