@@ -43,7 +43,9 @@ class RemoteRef:
         Raises:
             InvalidMessage, MessageTooLarge: ``body`` is not a message, or too large.
             MailboxFull: the actor's stream is at its bound.
-            MailboxUnavailable: Redis cannot be reached.
+            MailboxUnavailable: Redis failed or is unreachable. The outcome is
+                unknown: the message may be in the stream; calling ``tell``
+                again sends a new envelope, so it may be handled twice.
         """
         await self._node.post(self.name, body, self._capacity)
 
@@ -59,6 +61,10 @@ class RemoteRef:
 
         Raises:
             AskTimeout: no reply within ``timeout`` (the message may still be handled).
+            RemoteError: the handler failed with an error of no local type, or
+                its reply cannot be decoded (``error_type`` ``"InvalidReply"``,
+                raised as soon as the reply is read).
+            UsageError: msgspec cannot decode into ``returns`` (nothing is sent).
             MailboxFull, MailboxUnavailable, InvalidMessage: as for :meth:`tell`.
         """
         return await self._node.request(self.name, body, self._capacity, timeout, returns)

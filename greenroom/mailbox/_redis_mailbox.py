@@ -133,6 +133,11 @@ class RedisMailbox:
     def offer(self, envelope: Envelope) -> bool:
         """Queue for the next write if there is room and no sender waits; else ``False``.
 
+        Never fails for Redis: while it is unreachable the entry stays queued
+        and is written when it answers (deduped by envelope id if a write
+        whose reply was lost is retried); it is lost if the mailboxes close,
+        or the process ends, before that.
+
         Raises:
             MailboxClosed: the mailbox (or its factory) was closed.
             InvalidMessage, MessageTooLarge: the body cannot be encoded or is too large.
@@ -157,10 +162,18 @@ class RedisMailbox:
         Waits for room in arrival order while ``capacity`` messages are
         unacked. Cancelled while waiting for room, nothing was enqueued.
 
+        :class:`MailboxUnavailable` means *outcome unknown*: the connection
+        may have failed after Redis added the entry (most such puts were in
+        fact written), or before it was sent. To settle it, put the *same*
+        envelope again: its id is deduped while its entry is unacked (at most
+        ``dedupe_ttl``), so it is stored once either way. A new envelope for
+        the same message is not deduped, and neither is a re-put after the
+        first was handled and acked.
+
         Raises:
             MailboxClosed: the mailbox was closed before or while waiting for room.
             MailboxFull: the stream on the server is at capacity (other producers).
-            MailboxUnavailable: Redis failed the write.
+            MailboxUnavailable: Redis failed or is unreachable; the outcome is unknown.
         """
         if self._closed:
             raise MailboxClosed(self.name)

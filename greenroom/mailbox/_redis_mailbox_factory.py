@@ -249,10 +249,15 @@ class RedisMailboxes:
         an envelope id already unacked in the stream is not added twice.
         ``capacity`` is the stream's bound, checked on the server.
 
+        :class:`MailboxUnavailable` means *outcome unknown*: the entry may
+        have been added before the connection failed. Posting the same
+        envelope again is safe (deduped by its id while unacked, within
+        ``dedupe_ttl``); a new envelope for the same message is not.
+
         Raises:
             MailboxClosed: the factory is not open.
             MailboxFull: the stream holds ``capacity`` entries.
-            MailboxUnavailable: Redis failed the write.
+            MailboxUnavailable: Redis failed or is unreachable; the outcome is unknown.
             InvalidMessage, MessageTooLarge: the body cannot be encoded or is too large.
         """
         if self._state != "open":

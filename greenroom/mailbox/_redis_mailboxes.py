@@ -16,7 +16,9 @@ is in an *outage* until a PING and a whole cycle succeed again: it retries
 with exponential backoff (50 ms doubling to 2 s, reset on success), logs
 one warning when the outage starts and one info when it ends. Meanwhile
 awaited puts fail at once with :class:`MailboxUnavailable` (never wait
-for the next retry) and a flush fails with the next retry; fire-and-forget
+for the next retry; a put whose pipeline failed may still have been
+written: the error means "outcome unknown", and a re-put of the same
+envelope is deduped by its id) and a flush fails with the next retry; fire-and-forget
 puts (``offer``), acks, saved attempts and dead letters stay queued (the
 puts bounded by each mailbox's capacity) and are written when Redis
 answers again. The mailboxes' buffered messages are still handed out.
