@@ -312,7 +312,7 @@ def _record(sid: bytes, fields: dict[bytes, bytes]) -> RedisDeadLetterRecord:
     body: object
     try:
         body = _decode_body(raw)
-    except msgspec.MsgspecError:
+    except Exception:  # not only MsgspecError: UnicodeDecodeError, RecursionError too
         body = bytes(raw)
     try:
         attempts = int(_text(fields, b"attempts", "1"))
