@@ -133,7 +133,7 @@ def portal_opened() -> Iterator[tuple[anyio.from_thread.BlockingPortal, Stream]]
 def test_any_dead_letter_entry_reads_back_as_a_letter_and_redrive_answers_it() -> None:
     with portal_opened() as (portal, s):
 
-        @settings(parent=FUZZ_SETTINGS, max_examples=90)
+        @settings(parent=FUZZ_SETTINGS, max_examples=60)
         @given(st.lists(hostile_letter(), min_size=1, max_size=4))
         def case(hostile: list[dict[bytes, bytes]]) -> None:
             portal.call(_round, s, hostile)
