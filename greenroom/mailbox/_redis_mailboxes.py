@@ -202,6 +202,11 @@ class Pump:
         # away) and fails with it, so a loop of flushes paces itself on the
         # pump's backoff.
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # "What is new is read" includes other processes' puts, not only
+        # after the next poll: a loop of flushes would otherwise keep the
+        # pump from ever being idle for ``poll``, and so from reading them.
+        for box in self.boxes.values():
+            box.wanted = True
         self.flushers.append(future)
         self.wake()
         await future
