@@ -34,7 +34,11 @@ class RedisMailbox:
     one handed out and never acked is delivered again, to the next
     incarnation in this process, or to another process once its lease has
     expired, with ``attempt`` incremented); FIFO per sender; an envelope whose
-    id is unacked in the stream (within ``dedupe_ttl``) is not added twice; at most
+    id is unacked in the stream (within ``dedupe_ttl``) is not added twice, and
+    an entry that repeats the id of one held here (written by other code, or
+    after the marker expired) is acked unhandled when its body is the same,
+    dead-lettered as :class:`EnvelopeIdConflict` when it is not; an entry that
+    cannot be decoded is dead-lettered, never retried; at most
     ``capacity`` entries in the stream (checked on the server as well).
 
     ``put`` returns once Redis has the entry. ``offer`` and ``put_nowait``

@@ -38,7 +38,8 @@ class RedisMailboxes:
     ``<prefix>{<actor>}:a`` (attempts of retried entries),
     ``<prefix>{<actor>}:d:<id>`` (dedupe markers of unacked envelopes,
     deleted on ack, expiring after ``dedupe_ttl`` at the latest), and
-    ``<prefix>dead`` (the dead-letter stream: entries that cannot be decoded,
+    ``<prefix>dead`` (the dead-letter stream: entries that cannot be decoded
+    or repeat a held envelope's id with another body,
     and, with :attr:`dead_letters` as the runtime's sink, every dead letter
     the runtime makes, such as a message that failed past its retry policy;
     each with its error, read by :class:`RedisDeadLetters` and ``greenroom

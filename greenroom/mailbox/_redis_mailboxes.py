@@ -11,6 +11,14 @@ it renews the leases of the entries it holds (XCLAIM JUSTID) and claims
 entries other consumers left idle longer than ``lease`` (XPENDING + XCLAIM,
 ``attempt`` = the entry's delivery count).
 
+Every entry read is decoded without raising, whatever a foreign or broken
+producer wrote in it: one whose body, header (ids, times, strings) or
+saved attempt count cannot be read is a dead letter (with the typed error
+saying what was found) and acked; one that repeats the envelope id of an
+entry the mailbox holds is acked as a duplicate (same body) or
+dead-lettered as an :class:`EnvelopeIdConflict` (another body). So no entry
+can stop the entries behind it, nor pass for an outage.
+
 When Redis fails (the connection is lost, the server restarts), the pump
 is in an *outage* until a PING and a whole cycle succeed again: it retries
 with exponential backoff (50 ms doubling to 2 s, reset on success), logs
