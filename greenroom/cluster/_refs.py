@@ -79,7 +79,12 @@ class RemoteRef:
 
         Raises:
             AskTimeout: no reply within ``timeout`` (the message may still be handled).
-            MailboxFull, MailboxUnavailable, InvalidMessage, UsageError: as for :meth:`tell`.
+            RemoteError: the handler failed with an error of no local type, or
+                its reply cannot be decoded (``error_type`` ``"InvalidReply"``,
+                raised as soon as the reply is read).
+            UsageError: msgspec cannot decode into ``returns`` (nothing is sent),
+                or ``idempotency_key`` is not a non-empty str or bytes.
+            MailboxFull, MailboxUnavailable, InvalidMessage: as for :meth:`tell`.
         """
         return await self._node.request(
             self.name, body, self._capacity, timeout, returns, idempotency_key

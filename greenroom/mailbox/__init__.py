@@ -8,7 +8,7 @@ from greenroom.mailbox._deadletter import (
     MemoryDeadLetters,
 )
 from greenroom.mailbox._envelope import Envelope, IdempotencyKey, keyed_id, make_envelope
-from greenroom.mailbox._errors import MailboxUnavailable, UndecodableMessage
+from greenroom.mailbox._errors import EnvelopeIdConflict, MailboxUnavailable, UndecodableMessage
 from greenroom.mailbox._memory import MemoryMailbox, MemoryMailboxes
 from greenroom.mailbox._message import Message, check_message
 from greenroom.mailbox._protocol import Mailbox, MailboxFactory, MailboxStatistics
@@ -31,6 +31,7 @@ __all__ = [
     "DeadLetterRecord",
     "DeadLetterSink",
     "Envelope",
+    "EnvelopeIdConflict",
     "IdempotencyKey",
     "Mailbox",
     "MailboxConfig",

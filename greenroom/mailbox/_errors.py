@@ -1,17 +1,18 @@
 """The mailbox layer's own runtime failures (the rest live in ``greenroom._errors``).
 
-Both derive from :class:`~greenroom.RuntimeFailure`::
+All derive from :class:`~greenroom.RuntimeFailure`::
 
     RuntimeFailure
     ├── MailboxUnavailable     the mailbox database failed (disk full, locked past the timeout)
-    └── UndecodableMessage     a stored body that does not decode into the actor's message types
+    ├── UndecodableMessage     a stored body that does not decode into the actor's message types
+    └── EnvelopeIdConflict     a stored entry repeats a held envelope's id with another body
 """
 
 from __future__ import annotations
 
 from greenroom._errors import RuntimeFailure
 
-__all__ = ["MailboxUnavailable", "UndecodableMessage"]
+__all__ = ["EnvelopeIdConflict", "MailboxUnavailable", "UndecodableMessage"]
 
 
 class MailboxUnavailable(RuntimeFailure):
@@ -55,4 +56,25 @@ class UndecodableMessage(RuntimeFailure):
             "code or corrupted on disk: inspect it with `greenroom dlq show`"
         )
         self.actor = actor
+        self.detail = detail
+
+
+class EnvelopeIdConflict(RuntimeFailure):
+    """A stored entry repeats the id of an envelope the mailbox holds, with another body.
+
+    Envelope ids are unique, so the producer of one of the two re-used an id
+    (a foreign or broken producer; greenroom's own re-sends carry the same
+    body and are dropped as duplicates). Raised nowhere: the later entry is
+    recorded in the dead-letter stream, the one held is delivered. Redrive
+    the letter once the held envelope is handled: before, it is deduped.
+    """
+
+    def __init__(self, actor: str, envelope_id: int, detail: str) -> None:
+        super().__init__(
+            f"an entry for {actor} repeats envelope id {envelope_id}, which the mailbox "
+            f"holds {detail}; envelope ids must be unique: find the producer that re-used "
+            "it, and inspect the entry with `greenroom dlq show`"
+        )
+        self.actor = actor
+        self.envelope_id = envelope_id
         self.detail = detail

@@ -40,7 +40,8 @@ class RedisMailboxes:
     deleted on ack, expiring after ``dedupe_ttl`` at the latest; the marker
     of a tell sent with an idempotency key is kept ``dedupe_ttl`` after its
     ack instead), and
-    ``<prefix>dead`` (the dead-letter stream: entries that cannot be decoded,
+    ``<prefix>dead`` (the dead-letter stream: entries that cannot be decoded
+    or repeat a held envelope's id with another body,
     and, with :attr:`dead_letters` as the runtime's sink, every dead letter
     the runtime makes, such as a message that failed past its retry policy;
     each with its error, read by :class:`RedisDeadLetters` and ``greenroom
@@ -144,6 +145,21 @@ class RedisMailboxes:
         return self._dead_letters
 
     @property
+    def duplicates(self) -> int:
+        """Entries acked unhandled as copies of an envelope a mailbox here held.
+
+        An entry that repeats the id and the body of an envelope its mailbox
+        holds (buffered or handed out) is a duplicate: a re-send after the
+        dedupe marker expired, or a copy written by other code. It is acked
+        at once, leaving the held one's dedupe marker and saved attempts as
+        they are. One that repeats the id with another body is not counted
+        here: it is a dead letter (:class:`EnvelopeIdConflict`). Ids of
+        envelopes already acked are not remembered: a later entry with one
+        is a new message.
+        """
+        return self._pump.duplicates
+
+    @property
     def dead_key(self) -> str:
         """The dead-letter stream's key."""
         return self._pump.dead_key
@@ -242,6 +258,11 @@ class RedisMailboxes:
         an envelope id already unacked in the stream is not added twice,
         nor a keyed tell's acked within ``dedupe_ttl``.
         ``capacity`` is the stream's bound, checked on the server.
+
+        :class:`MailboxUnavailable` means *outcome unknown*: the entry may
+        have been added before the connection failed. Posting the same
+        envelope again is safe (deduped by its id while unacked, within
+        ``dedupe_ttl``); a new envelope for the same message is not.
 
         Raises:
             MailboxClosed: the factory is not open.
