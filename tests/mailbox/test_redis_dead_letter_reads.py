@@ -100,7 +100,8 @@ async def _round(s: Stream, hostile: list[dict[bytes, bytes]]) -> None:
         for _ in ids:
             record(BOUNDARY, "escaped")
         raise
-    assert set(records) == {*ids, good_id}, "a letter was not listed"
+    # Unreadable letters of earlier rounds stay in the stream (they are not redriven).
+    assert {*ids, good_id} <= set(records), "a letter was not listed"
     for letter_id, got in zip(ids, gotten, strict=True):
         assert got is not None
         assert got.id == letter_id
@@ -110,7 +111,8 @@ async def _round(s: Stream, hostile: list[dict[bytes, bytes]]) -> None:
     for outcome in outcomes[:-1]:
         assert outcome.status in {"redriven", "already_queued", "unreadable"}
         if outcome.status == "unreadable":
-            assert not records[outcome.id].header_ok
+            unread = records[outcome.id]
+            assert not unread.header_ok or any(p.startswith("actor:") for p in unread.problems)
     good = records[good_id]
     letter = good_letter()
     assert good.header_ok
