@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import msgspec
 
+from greenroom._secrets import redact_text
+
 __all__ = [
     "ActorStopped",
     "AskTimeout",
@@ -66,11 +68,30 @@ class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
 
     ``type`` is the exception's qualified class name, ``message`` its text and
     ``traceback`` the formatted traceback where one was captured.
+
+    ``message`` and ``traceback`` are redacted whenever an ``ErrorInfo`` is
+    made, built from an exception, constructed or decoded: every secret known
+    to the process (a ``Secret``, a registered text, a configured credential)
+    and every ``Bearer ...`` credential is replaced by ``[redacted]``. So no
+    dead letter (sqlite or Redis), trace, remote reply or ledger entry holds
+    one; see ``greenroom.trace`` for how a text becomes known.
     """
 
     type: str
     message: str
     traceback: str | None = None
+
+    def __post_init__(self) -> None:
+        # Every way of making one passes here (construction, from_exception,
+        # msgpack/JSON decoding), so redaction cannot be forgotten at a call site.
+        if type(self.message) is str:
+            message = redact_text(self.message)
+            if message is not self.message:
+                msgspec.structs.force_setattr(self, "message", message)
+        if type(self.traceback) is str:
+            tb = redact_text(self.traceback)
+            if tb is not self.traceback:
+                msgspec.structs.force_setattr(self, "traceback", tb)
 
     @classmethod
     def from_exception(cls, error: BaseException, *, with_traceback: bool = True) -> ErrorInfo:

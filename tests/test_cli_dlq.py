@@ -156,7 +156,7 @@ def test_bad_input_gets_a_clear_message_and_exit_status(tmp_path: Path) -> None:
     unknown = run("dlq", "show", "--db", str(db), "9999", check=False)
     assert (unknown.returncode, unknown.stderr.strip()) == (
         1,
-        f"greenroom: no dead letter #9999 in {db}",
+        f"greenroom: error: no dead letter #9999 in {db}",
     )
     partly = run("dlq", "redrive", "--db", str(db), "9999", number, check=False)
     assert partly.returncode == 1
@@ -180,10 +180,10 @@ def test_purge_deletes_the_letters_that_match(tmp_path: Path) -> None:
     app(db, "broken")
     app(db, "broken")
     assert len(run("dlq", "list", "--db", str(db), "--json").stdout.splitlines()) == 2
-    assert run("dlq", "purge", "--db", str(db), "--all", "--actor", "other").stdout == (
+    assert run("dlq", "purge", "--yes", "--db", str(db), "--all", "--actor", "other").stdout == (
         "purged 0 letter(s)\n"
     )
-    assert run("dlq", "purge", "--db", str(db), "--all", "--actor", "billing").stdout == (
+    assert run("dlq", "purge", "--yes", "--db", str(db), "--all", "--actor", "billing").stdout == (
         "purged 2 letter(s)\n"
     )
     assert run("dlq", "list", "--db", str(db)).stdout == "no dead letters\n"

@@ -149,22 +149,22 @@ def test_redis_letters_are_purged_by_id_or_filter_and_bad_input_is_told(
 
     status, out, _ = cli(capsys, "dlq", "redrive", *source, unreadable)
     assert (status, "cannot be redriven" in out, "redriven 0 letter(s)" in out) == (0, True, True)
-    assert cli(capsys, "dlq", "purge", *source, "--all", "--actor", "other")[1] == (
+    assert cli(capsys, "dlq", "purge", "--yes", *source, "--all", "--actor", "other")[1] == (
         "purged 0 letter(s)\n"
     )
-    assert cli(capsys, "dlq", "purge", *source, unreadable)[1] == "purged 1 letter(s)\n"
-    status, _, err = cli(capsys, "dlq", "purge", *source, unreadable, ids[1])
+    assert cli(capsys, "dlq", "purge", "--yes", *source, unreadable)[1] == "purged 1 letter(s)\n"
+    status, _, err = cli(capsys, "dlq", "purge", "--yes", *source, unreadable, ids[1])
     assert (status, err.strip()) == (
         1,
-        f"greenroom: no dead letter #{unreadable} in {url} (prefix {prefix})",
+        f"greenroom: error: no dead letter #{unreadable} in {url} (prefix {prefix})",
     )
-    assert cli(capsys, "dlq", "purge", *source, "--all")[1] == "purged 1 letter(s)\n"
+    assert cli(capsys, "dlq", "purge", "--yes", *source, "--all")[1] == "purged 1 letter(s)\n"
     assert cli(capsys, "dlq", "list", *source)[1] == "no dead letters\n"
 
     status, _, err = cli(capsys, "dlq", "show", *source, "1-0")
     assert (status, err.strip()) == (
         1,
-        f"greenroom: no dead letter #1-0 in {url} (prefix {prefix})",
+        f"greenroom: error: no dead letter #1-0 in {url} (prefix {prefix})",
     )
     status, _, err = cli(capsys, "dlq", "show", *source, "42")
     assert status == 2
@@ -173,6 +173,6 @@ def test_redis_letters_are_purged_by_id_or_filter_and_bad_input_is_told(
     assert (status, "--prefix goes with --redis" in err) == (2, True)
     status, _, err = cli(capsys, "dlq", "list", "--redis", f"redis://127.0.0.1:{free_port()}/0")
     assert status == 3
-    assert err.startswith("greenroom: the mailbox backend redis (prefix greenroom:) failed")
+    assert err.startswith("greenroom: error: the mailbox backend redis (prefix greenroom:) failed")
     status, _, err = cli(capsys, "dlq", "list", "--redis", "http://nowhere")
-    assert (status, err.startswith("greenroom: cannot use the Redis URL")) == (2, True)
+    assert (status, err.startswith("greenroom: error: cannot use the Redis URL")) == (2, True)

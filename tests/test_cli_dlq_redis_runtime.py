@@ -121,7 +121,7 @@ def test_a_handler_failure_is_listed_redriven_to_the_fixed_handler_and_another_p
     [line] = cli(capsys, "dlq", "list", *source, "--json")[1].splitlines()
     second = json.loads(line)
     assert second["body"]["order"] == "B-2"
-    assert cli(capsys, "dlq", "purge", *source, second["id"])[1] == "purged 1 letter(s)\n"
+    assert cli(capsys, "dlq", "purge", "--yes", *source, second["id"])[1] == "purged 1 letter(s)\n"
     assert cli(capsys, "dlq", "list", *source)[1] == "no dead letters\n"
     client = redis.Redis.from_url(url)
     try:

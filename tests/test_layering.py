@@ -12,6 +12,7 @@ import greenroom
 PACKAGE = Path(greenroom.__file__).parent
 # Lowest first. A module may import its own layer and those before it.
 LAYERS = [
+    "_secrets",
     "_errors",
     "_migrate",
     "trace",

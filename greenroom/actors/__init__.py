@@ -6,6 +6,7 @@ from greenroom.actors._context import ActorContext, Timer
 from greenroom.actors._extension import Extension
 from greenroom.actors._forward import Deferred
 from greenroom.actors._pool import PoolRef
+from greenroom.actors._principal import Principal
 from greenroom.actors._ref import ActorRef
 from greenroom.actors._run import run, serve
 from greenroom.actors._runtime import Runtime
@@ -39,6 +40,7 @@ __all__ = [
     "Ignore",
     "PoolRef",
     "PoolSpec",
+    "Principal",
     "Restart",
     "RetryPolicy",
     "Routing",

@@ -19,25 +19,32 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
-from loguru import logger
 
 from greenroom._errors import ActorStopped, ErrorInfo, HandlerTimeout
 from greenroom.actors._actor import IGNORE, Actor, HandlerFn, dispatch_table, resolve_handler
+from greenroom.actors._principal import Principal
 from greenroom.mailbox import Envelope, Mailbox
 from greenroom.trace import MessageRow, attempt_span_id, current_span, current_tracer
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.actors._extension import Extension
     from greenroom.actors._ref import ActorRef
     from greenroom.actors._runtime import Runtime
 
-__all__ = ["Cell", "State", "SysItem", "in_supervisor"]
+__all__ = ["Cell", "State", "SysItem", "acting", "in_supervisor"]
 
 in_supervisor: ContextVar[Cell | None] = ContextVar("greenroom_in_supervisor", default=None)
 """The supervisor whose code is running (its start, stop or a system message).
 
 A call that must run in that supervisor (``ctx.spawn`` from a child's
 ``on_start``) runs directly instead of queueing behind the running code.
+"""
+
+acting: ContextVar[Cell | None] = ContextVar("greenroom_acting", default=None)
+"""The actor whose task is running, set once when its task starts (and kept by
+the tasks it starts): how the runtime tells a spawn made by an actor's code
+from one made by the application (see ``Principal.named``).
 """
 
 _time = time.time
@@ -101,6 +108,7 @@ class Cell:
         "name",
         "overflow_fail",
         "parent",
+        "principal",
         "ref",
         "runtime",
         "services",
@@ -141,6 +149,7 @@ class Cell:
         self.throughput = throughput
         self.actor: Actor | None = None
         self.child: Any = None  # the supervisor's record of this cell
+        self.principal: Principal = Principal(name=name, actor_type=actor_type, named=False)
         self.ref: ActorRef = cast("ActorRef", None)  # set by the runtime right after
         self.state = State.NEW
         self.task: asyncio.Task[None] | None = None
@@ -212,6 +221,7 @@ class Cell:
             append, appended = tracer.message_rows()
         rows = 0  # appended, not yet told: told every `throughput` messages and when idle
         actor_name = self.name
+        acting.set(self)  # this task's context only
 
         # One clock read per traced message: a message handled right after
         # another starts when that one ended (0.0: the clock must be read).

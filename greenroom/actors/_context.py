@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import msgspec
-from loguru import logger
 
 from greenroom._errors import (
     ActorStopped,
@@ -18,9 +17,11 @@ from greenroom._errors import (
     UsageError,
 )
 from greenroom.actors._forward import Deferred, send_onward
+from greenroom.actors._principal import Principal
 from greenroom.actors._ref import ActorRef
 from greenroom.mailbox import Envelope, MailboxConfig
 from greenroom.trace import current_span, format_id
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     import loguru
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from greenroom.actors._cell import Cell
     from greenroom.actors._runtime import Runtime
     from greenroom.actors._spec import Spec
+    from greenroom.mailbox import IdempotencyKey
 
 __all__ = ["ActorContext", "Timer"]
 
@@ -128,10 +130,16 @@ class ActorContext:
 
     @property
     def actor_type(self) -> type[Actor]:
-        """The class of the actor."""
-        actor = self._cell.actor
-        assert actor is not None
-        return type(actor)
+        """The class the runtime spawned the actor from (its principal's ``actor_type``)."""
+        return cast("type[Actor]", self._cell.principal.actor_type)
+
+    @property
+    def principal(self) -> Principal:
+        """Who the actor is, as the runtime bound it at spawn: what contracts and grants check.
+
+        The same across restarts; see :class:`Principal` for what ``named`` means.
+        """
+        return self._cell.principal
 
     def service(self, kind: type[T]) -> T:
         """The service of type ``kind`` an extension of the runtime gives this actor.
@@ -181,24 +189,46 @@ class ActorContext:
             span_id=None if span is None else format_id(span.span_id),
         )
 
-    async def tell(self, ref: ActorRef, body: object) -> None:
-        """``ref.tell(body)``, as part of the current trace (so is a plain ``ref.tell``)."""
-        await ref.tell(body)
+    async def tell(
+        self, ref: ActorRef, body: object, *, idempotency_key: IdempotencyKey | None = None
+    ) -> None:
+        """``ref.tell(body)``, as part of the current trace (so is a plain ``ref.tell``).
 
-    async def ask(self, ref: ActorRef, body: object, *, timeout: float | None = None) -> Any:
-        """``ref.ask(body, timeout=timeout)``, as part of the current trace."""
-        return await ref.ask(body, timeout=timeout)
+        It starts a request of its own (its own causation, not the current
+        message's): see :class:`~greenroom.Envelope`. A handler that is
+        redelivered after a crash sends it again under a new id unless it
+        passes an ``idempotency_key`` derived from the message it handles
+        (``f"{msg.order}/charge"``). Raises as ``ActorRef.tell``.
+        """
+        await ref.tell(body, idempotency_key=idempotency_key)
+
+    async def ask(
+        self,
+        ref: ActorRef,
+        body: object,
+        *,
+        timeout: float | None = None,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> Any:
+        """``ref.ask(body, timeout=timeout)``, as part of the current trace.
+
+        A request of its own, as :meth:`tell`. Raises as ``ActorRef.ask``.
+        """
+        return await ref.ask(body, timeout=timeout, idempotency_key=idempotency_key)
 
     async def forward(self, target: ActorRef, body: object | None = None) -> None:
         """Hand the message being handled (or ``body`` instead) to ``target``, which answers.
 
         The new envelope keeps the current one's ask (``reply_to`` and
-        ``correlation_id``) and ``deadline``, and is a child of the current
-        span in the same trace. Once it is sent, this handler's return value
-        is not the reply: ``target``'s is. If ``target`` fails past its retry
-        policy, stops with the message queued or has no handler for it, the
-        asker gets :class:`HandlerError`, :class:`ActorStopped` or
-        :class:`UnknownMessage` from ``target``, as if it had asked it.
+        ``correlation_id``), ``deadline`` and causation (it serves the same
+        request: ``target``'s ledger steps are keyed by it, so a forward
+        repeated after this actor was redelivered does not run them twice),
+        and is a child of the current span in the same trace. Once it is
+        sent, this handler's return value is not the reply: ``target``'s is.
+        If ``target`` fails past its retry policy, stops with the message
+        queued or has no handler for it, the asker gets :class:`HandlerError`,
+        :class:`ActorStopped` or :class:`UnknownMessage` from ``target``, as
+        if it had asked it.
 
         A pool ref routes ``body`` as ``tell`` would. Only the first forward
         of a delivery carries its ask; another forward of it is a tell. A
@@ -260,7 +290,9 @@ class ActorContext:
         The new actor is a child of this actor's supervisor (``temporary``
         unless a spec says otherwise), and is stopped when this actor stops
         or restarts. A supervisor spawning with ``ctx.spawn`` adds a child to
-        itself.
+        itself. This actor chose the name, so the new actor's principal is
+        not ``named``: only entries naming its class (a scope's owner or
+        readers, a grant) apply to it, whatever name it gets.
 
         Raises:
             InvalidSpec: the spec or its arguments are invalid.
@@ -278,7 +310,7 @@ class ActorContext:
             raise InvalidSpec("the root cannot spawn linked actors; use Runtime.spawn")
         if supervisor.state.value == "stopped":
             raise ActorStopped(supervisor.name)
-        ref = await cell.runtime._start_child(supervisor, spec)
+        ref = await cell.runtime._start_child(supervisor, spec, named=False)
         if supervisor is not cell:
             if cell.links is None:
                 cell.links = []

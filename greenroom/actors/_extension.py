@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from greenroom.actors._actor import Actor
     from greenroom.actors._context import ActorContext
+    from greenroom.actors._principal import Principal
 
 __all__ = ["Extension"]
 
@@ -28,8 +28,13 @@ class Extension(Protocol):
         """The type actors ask for with ``self.ctx.service(service_type)``."""
         ...
 
-    def check(self, actor_type: type[Actor], name: str) -> None:
-        """Called when an actor is spawned, before it is made; raise a UsageError to refuse."""
+    def check(self, principal: Principal) -> None:
+        """Called when an actor is spawned, before it is made; raise a UsageError to refuse.
+
+        ``principal`` is the actor's identity as the runtime bound it (its
+        name, its class, whether the name counts); check rights against it,
+        never against a name or class name the actor could choose.
+        """
         ...
 
     def create(self, ctx: ActorContext) -> object:

@@ -8,7 +8,13 @@ failure, reaches the asker exactly as if the asker had asked the target:
 it stops with the message queued, :class:`UnknownMessage` if it has no
 handler. The forwarder's own return value is then not sent (Akka's
 ``forward``). The new envelope is a child span of the current one, in the
-same trace.
+same trace, and serves the same request: it keeps the original's
+*causation* (``Envelope.causation``), which the side-effect ledger and the
+approval gate key a handler's steps by. So a forwarder redelivered after a
+crash, which forwards again under a new envelope id, does not make the
+target run its irreversible steps again: they are answered from their
+receipts (or fail closed with ``StepInterrupted``). See
+:class:`~greenroom.Envelope` for the rules.
 
 ``ctx.defer()`` takes the ask out of the running handler without sending it
 anywhere yet, as a :class:`Deferred` (OTP's ``{noreply, State}`` and its
@@ -40,7 +46,8 @@ async def send_onward(
     *,
     parent: tuple[int, int] | None,
 ) -> None:
-    """Send ``body`` to ``target`` in a new envelope carrying ``original``'s ask and deadline.
+    """Send ``body`` to ``target`` in a new envelope carrying ``original``'s ask, deadline
+    and causation.
 
     ``parent`` is the ``(trace_id, span_id)`` the new envelope is a child
     of; ``None`` means the current span. A full mailbox is waited on until
@@ -56,6 +63,7 @@ async def send_onward(
     envelope = runtime._envelope(cell, body)
     envelope.reply_to = original.reply_to
     envelope.correlation_id = original.correlation_id
+    envelope.causation_id = original.causation
     deadline = envelope.deadline = original.deadline
     if parent is not None:
         envelope.trace_id, envelope.parent_span_id = parent

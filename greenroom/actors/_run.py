@@ -7,12 +7,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import anyio
-from loguru import logger
 
 from greenroom.actors._config import RuntimeConfig
 from greenroom.actors._runtime import Runtime
 from greenroom.actors._spec import ChildSpec, PoolSpec, SupervisorSpec
 from greenroom.mailbox import DeadLetterSink, MailboxFactory
+from greenroom.trace._logging import logger
 
 __all__ = ["run", "serve"]
 

@@ -18,7 +18,6 @@ from typing import Any, overload
 
 import anyio
 import msgspec
-from loguru import logger
 
 from greenroom._errors import (
     ActorStopped,
@@ -34,10 +33,11 @@ from greenroom._errors import (
     UnknownMessage,
 )
 from greenroom.actors._actor import Actor, dispatch_table
-from greenroom.actors._cell import Cell, State, SysItem, in_supervisor
+from greenroom.actors._cell import Cell, State, SysItem, acting, in_supervisor
 from greenroom.actors._config import RuntimeConfig, RuntimeStatistics
 from greenroom.actors._extension import Extension
 from greenroom.actors._pool import Pool, PoolRef
+from greenroom.actors._principal import Principal
 from greenroom.actors._ref import ActorRef
 from greenroom.actors._spec import (
     ChildSpec,
@@ -54,6 +54,7 @@ from greenroom.mailbox import (
     DeadLetterReason,
     DeadLetterSink,
     Envelope,
+    IdempotencyKey,
     MailboxConfig,
     MailboxFactory,
     MemoryDeadLetters,
@@ -63,6 +64,7 @@ from greenroom.mailbox import (
     make_envelope,
 )
 from greenroom.trace import Tracer, current_span, format_id, new_id
+from greenroom.trace._logging import logger
 
 __all__ = ["RemoteReplies", "Runtime", "as_spec"]
 
@@ -170,6 +172,7 @@ class Runtime:
             shutdown=self.config.shutdown_timeout,
         )
         root.ref = SupervisorRef(root)
+        root.principal = Principal(name="root", actor_type=Supervisor, named=True)
         root.kind = self.config.default_mailbox
         self._cells["root"] = root
         self._root = root
@@ -224,6 +227,7 @@ class Runtime:
         root = self._root
         if root is None:
             return
+        acting.set(root)  # the hooks run here are actors' code, not the application's
         with anyio.move_on_after(self.config.shutdown_timeout):
             await root.stop()
         if root.state is not State.STOPPED:
@@ -329,6 +333,11 @@ class Runtime:
         unique name from their class. If the actor's ``on_start`` returned
         ``IGNORE``, the ref is one to a stopped actor.
 
+        The actor's :class:`Principal` is bound here: called by the
+        application (from outside any actor's code), entries naming the
+        actor by its name apply to it (``named``); called from an actor's
+        code, only entries naming its class do.
+
         Raises:
             InvalidSpec: a bad spec or option; NameTaken: the name is in use;
             ChildStartFailed: ``on_start`` raised; ActorStopped: the runtime is stopped.
@@ -347,7 +356,7 @@ class Runtime:
             raise InvalidSpec("spawn before the runtime started; use `async with Runtime()`")
         if not self._intake_open or self._root.state is State.STOPPED:
             raise ActorStopped("runtime")
-        return await self._start_child(self._root, spec)
+        return await self._start_child(self._root, spec, named=acting.get() is None)
 
     def ref(self, name: str) -> ActorRef:
         """The ref of the running actor called ``name``.
@@ -384,9 +393,9 @@ class Runtime:
         except InvalidSpec as error:  # no such child
             raise ActorStopped(name) from error
 
-    async def _start_child(self, supervisor: Cell, spec: Spec) -> ActorRef:
+    async def _start_child(self, supervisor: Cell, spec: Spec, *, named: bool) -> ActorRef:
         ref: ActorRef = await self._call_supervisor(
-            supervisor, lambda sup: sup.start_child(spec), self.config.start_timeout
+            supervisor, lambda sup: sup.start_child(spec, named=named), self.config.start_timeout
         )
         return ref
 
@@ -413,11 +422,14 @@ class Runtime:
                 parent, lambda sup: sup.terminate_child(child.id), self.config.shutdown_timeout
             )
 
-    def _make_cell(self, parent: Cell, spec: Spec, name: str) -> Cell:
+    def _make_cell(self, parent: Cell, spec: Spec, name: str, *, named: bool) -> Cell:
+        # The principal is bound here, from the spec and the spawner, once:
+        # restarts keep the cell and so the principal.
         if isinstance(spec, ChildSpec):
             cls = spec.actor
+            principal = Principal(name=name, actor_type=cls, named=named)
             for extension in self.extensions:
-                extension.check(cls, name)
+                extension.check(principal)
             kind = spec.mailbox.kind or parent.kind
             factory = self._mailboxes.get(kind)
             if factory is None:
@@ -439,6 +451,7 @@ class Runtime:
                 throughput=spec.throughput,
             )
             cell.ref = ActorRef(cell)
+            cell.principal = principal
         elif isinstance(spec, PoolSpec):
             pool_spec = spec
             cell = Cell(
@@ -452,6 +465,7 @@ class Runtime:
             )
             cell.kind = parent.kind
             cell.ref = PoolRef(cell)
+            cell.principal = Principal(name=name, actor_type=Pool, named=named)
         else:
             sup_spec = spec
             cell = Cell(
@@ -465,6 +479,7 @@ class Runtime:
             )
             cell.kind = spec.mailbox_kind or parent.kind
             cell.ref = SupervisorRef(cell)
+            cell.principal = Principal(name=name, actor_type=Supervisor, named=named)
         return cell
 
     async def _start_cell(self, cell: Cell) -> bool:
@@ -490,7 +505,13 @@ class Runtime:
     # -- the message path ---------------------------------------------------
 
     def _envelope(
-        self, cell: Cell, body: object, *, ask: bool = False, timeout: float | None = None
+        self,
+        cell: Cell,
+        body: object,
+        *,
+        ask: bool = False,
+        timeout: float | None = None,
+        key: IdempotencyKey | None = None,
     ) -> Envelope:
         try:
             bound = check_message(body)
@@ -505,8 +526,13 @@ class Runtime:
             self._refuse(cell, body, "actor_stopped", closed)
             raise closed
         if not ask:
-            return make_envelope(cell.name, body)
-        envelope = make_envelope(cell.name, body, reply_to=self.node)
+            if key is None:
+                return make_envelope(cell.name, body)
+            return make_envelope(cell.name, body, key=key)
+        if key is None:
+            envelope = make_envelope(cell.name, body, reply_to=self.node)
+        else:
+            envelope = make_envelope(cell.name, body, reply_to=self.node, key=key)
         envelope.correlation_id = envelope.id
         if timeout is not None:
             envelope.deadline = envelope.created_at + timeout

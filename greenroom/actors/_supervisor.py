@@ -29,7 +29,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
-from loguru import logger
 
 from greenroom._errors import (
     ChildStartFailed,
@@ -43,6 +42,7 @@ from greenroom.actors._actor import Actor
 from greenroom.actors._cell import Cell, State, SysItem, in_supervisor
 from greenroom.actors._spec import ChildSpec, PoolSpec, Spec, SupervisorSpec
 from greenroom.mailbox import Envelope
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.actors._ref import ActorRef
@@ -77,11 +77,12 @@ class ChildInfo(msgspec.Struct, frozen=True, kw_only=True):
 class Child:
     """A supervisor's record of one child."""
 
-    __slots__ = ("cell", "id", "name", "spec", "status")
+    __slots__ = ("cell", "id", "name", "named", "spec", "status")
 
-    def __init__(self, spec: Spec, child_id: str) -> None:
+    def __init__(self, spec: Spec, child_id: str, named: bool) -> None:
         self.spec = spec
         self.id = child_id
+        self.named = named  # the application gave its name (see Principal.named)
         self.name = ""
         self.cell: Cell | None = None
         self.status: ChildStatus = "stopped"
@@ -140,14 +141,20 @@ class Supervisor(Actor):
         finally:
             in_supervisor.reset(token)
 
-    async def _add(self, spec: Spec, *, rollback: bool) -> tuple[Child, ActorRef]:
+    async def _add(
+        self, spec: Spec, *, rollback: bool, named: bool | None = None
+    ) -> tuple[Child, ActorRef]:
+        # A child of this supervisor's own spec (or a pool's worker) has a
+        # name that came with this supervisor: it is as named as this one.
+        if named is None:
+            named = self.ctx.principal.named
         child_id = spec.child_id
         if child_id in self.children:
             raise InvalidSpec(
                 f"{self.ctx.name} has a child with id {child_id!r} already; ids are unique "
                 "among siblings"
             )
-        child = Child(spec, child_id)
+        child = Child(spec, child_id, named)
         try:
             ref = await self._start(child)
         except Exception:
@@ -167,7 +174,7 @@ class Supervisor(Actor):
         """
         runtime = self.ctx.runtime
         name = child.name = self._child_name(child.id)
-        cell = runtime._make_cell(self.ctx._cell, child.spec, name)
+        cell = runtime._make_cell(self.ctx._cell, child.spec, name, named=child.named)
         cell.child = child
         child.cell = cell
         try:
@@ -435,11 +442,15 @@ class Supervisor(Actor):
             f"{', '.join(self.children) or 'none'}"
         )
 
-    async def start_child(self, spec: Spec) -> ActorRef:
-        """Start one more child from ``spec``; its ref (to a stopped actor if it was ignored)."""
+    async def start_child(self, spec: Spec, *, named: bool = False) -> ActorRef:
+        """Start one more child from ``spec``; its ref (to a stopped actor if it was ignored).
+
+        ``named``: whether the application (not an actor's code) asked for
+        it, so that entries naming the child by name apply to it.
+        """
         if isinstance(spec, ChildSpec) and spec.id is None:
             spec = msgspec.structs.replace(spec, id=self._next_id(spec.child_id))
-        _, ref = await self._add(spec, rollback=False)
+        _, ref = await self._add(spec, rollback=False, named=named)
         return ref
 
     async def terminate_child(self, child_id: str) -> None:

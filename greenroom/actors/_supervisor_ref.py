@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from greenroom.actors._cell import acting
 from greenroom.actors._ref import ActorRef
 
 if TYPE_CHECKING:
@@ -30,9 +31,12 @@ class SupervisorRef(ActorRef):
     async def start_child(self, spec: Spec, *, timeout: float = 5.0) -> Any:
         """Start a new child from ``spec``; its ref (to a stopped actor if it returned IGNORE).
 
+        Called from an actor's code, the child's principal is not ``named``:
+        only entries naming its class apply to it (see ``Principal``).
         Also raises ChildStartFailed when its ``on_start`` raised.
         """
-        return await self._call(lambda sup: sup.start_child(spec), timeout)
+        named = acting.get() is None
+        return await self._call(lambda sup: sup.start_child(spec, named=named), timeout)
 
     async def terminate_child(self, child_id: str, *, timeout: float = 30.0) -> None:
         """Stop a child (a temporary child is also forgotten)."""

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import msgspec
-from loguru import logger
 
 from greenroom._errors import ActorStopped, AskTimeout, InvalidSpec, UsageError
 from greenroom.actors import Actor, ChildSpec, Runtime, SupervisorRef, SupervisorSpec
@@ -36,9 +35,10 @@ from greenroom.cluster._refs import ClusterPoolRef, RemoteRef
 from greenroom.cluster._replies import Replies
 from greenroom.mailbox import MailboxUnavailable, check_message, make_envelope
 from greenroom.mailbox._redis_client import redis_error
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
-    from greenroom.mailbox import Envelope, RedisMailboxes
+    from greenroom.mailbox import Envelope, IdempotencyKey, RedisMailboxes
 
 __all__ = ["Node"]
 
@@ -526,10 +526,12 @@ class Node:
             raise UnknownPool(name, self.system)
         return int(meta[b"partitions"]), int(meta[b"capacity"])
 
-    async def post(self, actor: str, body: object, capacity: int) -> None:
-        """Send ``body`` to ``actor``'s stream (what refs call)."""
+    async def post(
+        self, actor: str, body: object, capacity: int, key: IdempotencyKey | None = None
+    ) -> None:
+        """Send ``body`` to ``actor``'s stream (what refs call); ``key``: its idempotency key."""
         check_message(body)
-        await self.mailboxes.post(make_envelope(actor, body), capacity=capacity)
+        await self.mailboxes.post(make_envelope(actor, body, key=key), capacity=capacity)
 
     async def request(
         self,
@@ -538,6 +540,7 @@ class Node:
         capacity: int,
         timeout: float | None,
         returns: type | None,
+        key: IdempotencyKey | None = None,
     ) -> Any:
         """Ask ``actor`` and wait for its reply on this node's reply stream (what refs call)."""
         if self._state != "open":
@@ -545,7 +548,7 @@ class Node:
         check_message(body)
         if timeout is None:
             timeout = self.runtime.config.ask_timeout
-        envelope = make_envelope(actor, body, reply_to=self.name)
+        envelope = make_envelope(actor, body, reply_to=self.name, key=key)
         envelope.correlation_id = envelope.id
         envelope.deadline = envelope.created_at + timeout
         future = self._replies.expect(envelope.id, returns)

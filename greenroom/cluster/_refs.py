@@ -10,6 +10,7 @@ from greenroom._errors import UsageError
 
 if TYPE_CHECKING:
     from greenroom.cluster._node import Node
+    from greenroom.mailbox import IdempotencyKey
 
 __all__ = ["ClusterPoolRef", "RemoteRef", "partition_of"]
 
@@ -37,31 +38,57 @@ class RemoteRef:
     def __repr__(self) -> str:
         return f"<RemoteRef {self.name}>"
 
-    async def tell(self, body: object) -> None:
+    async def tell(self, body: object, *, idempotency_key: IdempotencyKey | None = None) -> None:
         """Send ``body``; returns once Redis has it.
+
+        ``idempotency_key`` (a ``str`` or ``bytes`` naming the request)
+        makes a re-send safe after an ambiguous failure: the envelope id and
+        causation are derived from the actor's name and the key, the same on
+        every node, so the stream drops a re-send while the first is unacked
+        and for ``dedupe_ttl`` after its ack, and the handler's ledger steps
+        are answered from their receipts after that (see ``ActorRef.tell``).
 
         Raises:
             InvalidMessage, MessageTooLarge: ``body`` is not a message, or too large.
             MailboxFull: the actor's stream is at its bound.
-            MailboxUnavailable: Redis cannot be reached.
+            MailboxUnavailable: the outcome is unknown: Redis could not be
+                reached or did not answer, and the entry may have been
+                added. Re-send with the same ``idempotency_key``.
+            UsageError: ``idempotency_key`` is not a non-empty str or bytes.
         """
-        await self._node.post(self.name, body, self._capacity)
+        await self._node.post(self.name, body, self._capacity, idempotency_key)
 
     async def ask(
-        self, body: object, *, timeout: float | None = None, returns: type | None = None
+        self,
+        body: object,
+        *,
+        timeout: float | None = None,
+        returns: type | None = None,
+        idempotency_key: IdempotencyKey | None = None,
     ) -> Any:
         """Send ``body`` and wait for the handler's return value, decoded as ``returns``.
 
         ``timeout`` defaults to the runtime's ``ask_timeout``. Errors arrive
         as their greenroom types (:class:`HandlerError`,
         :class:`UnknownMessage`, :class:`ActorStopped`), anything else as
-        :class:`RemoteError`.
+        :class:`RemoteError`. ``idempotency_key``: as for :meth:`tell`,
+        with the ask's rules (``ActorRef.ask``): a re-ask while the first is
+        unacked gets the first one's reply; after it was handled, it is
+        handled again with its ledger steps answered from their receipts.
+        Re-ask once the earlier ask returned or failed, not concurrently.
 
         Raises:
             AskTimeout: no reply within ``timeout`` (the message may still be handled).
+            RemoteError: the handler failed with an error of no local type, or
+                its reply cannot be decoded (``error_type`` ``"InvalidReply"``,
+                raised as soon as the reply is read).
+            UsageError: msgspec cannot decode into ``returns`` (nothing is sent),
+                or ``idempotency_key`` is not a non-empty str or bytes.
             MailboxFull, MailboxUnavailable, InvalidMessage: as for :meth:`tell`.
         """
-        return await self._node.request(self.name, body, self._capacity, timeout, returns)
+        return await self._node.request(
+            self.name, body, self._capacity, timeout, returns, idempotency_key
+        )
 
 
 class ClusterPoolRef:
@@ -109,10 +136,17 @@ class ClusterPoolRef:
                 f"{type(body).__qualname__} has no attribute {extract!r} to key {self.name} by"
             ) from None
 
-    async def tell(self, body: object, *, key: object = None) -> None:
-        """Send ``body`` to the worker of its key. Raises as :meth:`RemoteRef.tell`."""
+    async def tell(
+        self,
+        body: object,
+        *,
+        key: object = None,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> None:
+        """Send ``body`` to the worker of its key (``idempotency_key``: as for
+        :meth:`RemoteRef.tell`). Raises as :meth:`RemoteRef.tell`."""
         actor = self.actor_of(self._key_of(body, key))
-        await self._node.post(actor, body, self._capacity)
+        await self._node.post(actor, body, self._capacity, idempotency_key)
 
     async def ask(
         self,
@@ -121,7 +155,11 @@ class ClusterPoolRef:
         key: object = None,
         timeout: float | None = None,
         returns: type | None = None,
+        idempotency_key: IdempotencyKey | None = None,
     ) -> Any:
-        """Ask the worker of ``body``'s key. Raises as :meth:`RemoteRef.ask`."""
+        """Ask the worker of ``body``'s key (``idempotency_key``: as for
+        :meth:`RemoteRef.ask`). Raises as :meth:`RemoteRef.ask`."""
         actor = self.actor_of(self._key_of(body, key))
-        return await self._node.request(actor, body, self._capacity, timeout, returns)
+        return await self._node.request(
+            actor, body, self._capacity, timeout, returns, idempotency_key
+        )

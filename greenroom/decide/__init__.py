@@ -27,6 +27,7 @@ from greenroom.decide._detectors import LoopDetector, NoProgressDetector
 from greenroom.decide._errors import (
     AllModelsFailed,
     BudgetExceeded,
+    DeciderFailed,
     DecisionFault,
     DecisionLoop,
     InvalidDeciderConfig,
@@ -65,6 +66,7 @@ __all__ = [
     "ChatMessage",
     "Context",
     "Decider",
+    "DeciderFailed",
     "Decision",
     "DecisionFault",
     "DecisionGuard",

@@ -38,6 +38,9 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True):
             ``response_format`` with its JSON Schema (default ``True``); the
             reply is validated either way.
         extra_body: further request fields, sent as given (vendor options).
+        max_response_bytes: the most bytes of a response body read (default
+            8 MiB, decoded, streamed or not; ``None``: no limit). A longer
+            answer is :class:`InvalidModelOutput`; reading stops there.
     """
 
     model: str
@@ -51,6 +54,7 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_output_tokens: int | None = None
     structured_output: bool = True
     extra_body: dict[str, object] = msgspec.field(default_factory=dict)
+    max_response_bytes: int | None = 8 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:
@@ -63,6 +67,8 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True):
             _bad("connect_timeout", self.connect_timeout, "seconds > 0")
         if self.max_output_tokens is not None and self.max_output_tokens < 1:
             _bad("max_output_tokens", self.max_output_tokens, "an int >= 1, or None")
+        if self.max_response_bytes is not None and self.max_response_bytes < 1:
+            _bad("max_response_bytes", self.max_response_bytes, "bytes >= 1, or None")
 
     @property
     def endpoint(self) -> str:

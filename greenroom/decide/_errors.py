@@ -10,6 +10,7 @@
         │   ├── ModelTimeout       no complete answer within the timeout (also a TimeoutError)
         │   ├── RateLimited        HTTP 429; ``retry_after`` holds the server's wait, if sent
         │   ├── InvalidModelOutput output that does not validate; ``raw`` holds the raw text
+        │   ├── DeciderFailed      a decider of a router raised something not a ModelError
         │   └── AllModelsFailed    every model of a router failed; ``attempts`` says how
         ├── BudgetExceeded         past one limit of its budget; ``limit`` names it (NotRetryable)
         └── DecisionFault          a decider misbehaves; counted like a crash by supervision
@@ -23,11 +24,14 @@ that came from a server is redacted before it is put into a message.
 
 from __future__ import annotations
 
+import math
+
 from greenroom._errors import ErrorInfo, NotRetryable, RuntimeFailure, UsageError
 
 __all__ = [
     "AllModelsFailed",
     "BudgetExceeded",
+    "DeciderFailed",
     "DecisionFault",
     "DecisionLoop",
     "InvalidDeciderConfig",
@@ -41,6 +45,9 @@ __all__ = [
 ]
 
 _RAW_IN_MESSAGE = 300  # characters of raw output quoted in a message; the rest is on .raw
+RAW_KEPT = 64 * 1024
+"""Characters of raw output an :class:`InvalidModelOutput` keeps on ``.raw``."""
+_TEXT = 300  # characters of another exception's text quoted in a message
 
 
 class InvalidDeciderConfig(UsageError):
@@ -106,30 +113,78 @@ class ModelTimeout(ModelError, TimeoutError):
 
 
 class RateLimited(ModelError):
-    """The server answered HTTP 429. ``retry_after`` is its requested wait in seconds, if given."""
+    """The server answered HTTP 429. ``retry_after`` is its requested wait in seconds, if given.
+
+    ``retry_after`` is ``None`` when the server sent no valid wait: a value
+    that is not a finite number of seconds >= 0 (NaN, an infinity, a
+    negative number) counts as absent. The client caps a valid header at
+    one hour (``MAX_RETRY_AFTER``); a router caps it further at its
+    ``max_retry_wait``.
+    """
 
     def __init__(self, model: str, retry_after: float | None) -> None:
+        if not (
+            isinstance(retry_after, int | float)
+            and not isinstance(retry_after, bool)
+            and math.isfinite(retry_after)
+            and retry_after >= 0
+        ):
+            retry_after = None
         wait = f"; it asks to wait {retry_after:g} s" if retry_after is not None else ""
         super().__init__(model, f"model {model!r} is rate limited{wait}")
-        self.retry_after = retry_after
+        self.retry_after: float | None = retry_after
 
 
 class InvalidModelOutput(ModelError):
     """The model's output does not validate: never guessed at, always this error.
 
     ``raw`` is the raw text that failed (the response body, the reply text or
-    a tool call's argument string), ``reason`` what was expected and what
-    was found, and ``path`` where (``$.choices[0].message.tool_calls[1]``).
+    a tool call's argument string), kept up to :data:`RAW_KEPT` characters
+    (``raw_length`` is the length of the whole); ``reason`` says what was
+    expected and what was found, and ``path`` where
+    (``$.choices[0].message.tool_calls[1]``).
     """
 
-    def __init__(self, model: str, reason: str, raw: str, path: str = "$") -> None:
+    def __init__(
+        self, model: str, reason: str, raw: str, path: str = "$", *, raw_length: int | None = None
+    ) -> None:
         shown = raw if len(raw) <= _RAW_IN_MESSAGE else raw[:_RAW_IN_MESSAGE] + "..."
         super().__init__(
             model, f"model {model!r} gave invalid output at {path}: {reason}; raw output: {shown!r}"
         )
         self.reason = reason
-        self.raw = raw
+        self.raw = raw[:RAW_KEPT]
+        self.raw_length = len(raw) if raw_length is None else raw_length
         self.path = path
+
+
+class DeciderFailed(ModelError):
+    """A decider of a router raised an exception that is not a :class:`ModelError`.
+
+    The router counts it as that model's failure and moves on. It is a bug
+    in the decider (or an error it failed to translate); the original is
+    chained as ``__cause__``, ``error_type`` names its class and
+    ``error_message`` holds its text, shortened.
+    """
+
+    def __init__(self, model: str, error_type: str, error_message: str) -> None:
+        text = error_message if len(error_message) <= _TEXT else error_message[:_TEXT] + "..."
+        super().__init__(
+            model,
+            f"decider {model!r} raised {error_type}: {text}; the router moved to its next "
+            "decider; fix the decider, or make it raise a ModelError for a model failure",
+        )
+        self.error_type = error_type
+        self.error_message = text
+
+    @classmethod
+    def wrapping(cls, model: str, error: Exception) -> DeciderFailed:
+        """The failure of ``model`` that raised ``error`` (chain it with ``from error``)."""
+        try:
+            text = str(error)
+        except Exception:  # a hostile __str__ must not hide the failure it describes
+            text = "(its text could not be read)"
+        return cls(model, type(error).__qualname__, text)
 
 
 class AllModelsFailed(ModelError):

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 
 import anyio
 import msgspec
-from loguru import logger
 
 from greenroom._errors import ErrorInfo
 from greenroom.decide._context import Context
 from greenroom.decide._decider import Decider
 from greenroom.decide._decision import DecisionResult, Failure
-from greenroom.decide._errors import AllModelsFailed, InvalidDeciderConfig, ModelError, RateLimited
+from greenroom.decide._errors import (
+    AllModelsFailed,
+    BudgetExceeded,
+    DeciderFailed,
+    InvalidDeciderConfig,
+    ModelError,
+    RateLimited,
+)
+from greenroom.trace._logging import logger
 
 __all__ = ["FallbackRouter"]
 
@@ -25,10 +33,15 @@ class FallbackRouter:
 
     * Any :class:`ModelError` (an error status, a failed connection, a
       timeout, a rate limit, invalid output) moves to the next decider.
-      Other exceptions are not caught: they are bugs, or budget faults.
+    * So does any other ``Exception`` a decider raises, and an answer that
+      is not a :class:`DecisionResult`: each counts as that decider's
+      failure, a :class:`DeciderFailed` chained to what it raised. Only
+      :class:`BudgetExceeded` passes through (the request is over, not
+      the model), and cancellation is never caught.
     * A decider answered HTTP 429 with a ``Retry-After`` is *cooling down*
       until that time has passed (capped at ``max_retry_wait``): it is
-      skipped while another can be tried.
+      skipped while another can be tried. A wait that is not a finite
+      number of seconds > 0 (NaN, an infinity) sets no cool-down.
     * When every decider is cooling down, the router waits until the
       earliest cool-down ends (so at most ``max_retry_wait`` seconds) and
       tries the ready ones again, in order.
@@ -92,6 +105,7 @@ class FallbackRouter:
         Raises:
             AllModelsFailed: every decider failed or was cooling down; the
                 last failure is chained as ``__cause__``.
+            BudgetExceeded: a decider raised it (passed through as it is).
         """
         failures: list[Failure] = []
         last: ModelError | None = None
@@ -103,24 +117,39 @@ class FallbackRouter:
             ready = self._ready(failures)
         for decider in ready:
             try:
-                result = await decider.decide(context)
+                result: object = await decider.decide(context)  # checked: a decider may lie
+            except BudgetExceeded:
+                raise
             except ModelError as e:
                 last = e
-                failures.append(Failure(model=decider.name, error=e.to_info()))
-                if isinstance(e, RateLimited) and e.retry_after:
-                    wait = min(e.retry_after, self._max_wait)
-                    self._cooling_until[decider.name] = self._clock() + wait
-                logger.bind(event="model_fallback", router=self._name, model=decider.name).debug(
-                    "{router}: {model} failed, trying the next: {error}",
-                    router=self._name,
-                    model=decider.name,
-                    error=e,
+            except Exception as e:  # a decider's bug is its model's failure: fall back
+                last = DeciderFailed.wrapping(decider.name, e)
+                last.__cause__ = e
+            else:
+                if isinstance(result, DecisionResult):
+                    self._cooling_until.pop(decider.name, None)
+                    return msgspec.structs.replace(result, failures=(*failures, *result.failures))
+                last = DeciderFailed(
+                    decider.name,
+                    "TypeError",
+                    f"decide() returned {type(result).__qualname__}, expected a DecisionResult",
                 )
-                continue
-            self._cooling_until.pop(decider.name, None)
-            return msgspec.structs.replace(result, failures=(*failures, *result.failures))
+            self._failed(decider.name, last, failures)
         attempts = tuple((f.model, f.error) for f in failures)
         raise AllModelsFailed(self._name, attempts) from last
+
+    def _failed(self, name: str, error: ModelError, failures: list[Failure]) -> None:
+        failures.append(Failure(model=name, error=error.to_info()))
+        if isinstance(error, RateLimited):
+            wait = error.retry_after
+            if wait is not None and math.isfinite(wait) and wait > 0:
+                self._cooling_until[name] = self._clock() + min(wait, self._max_wait)
+        logger.bind(event="model_fallback", router=self._name, model=name).debug(
+            "{router}: {model} failed, trying the next: {error}",
+            router=self._name,
+            model=name,
+            error=error,
+        )
 
     def _ready(self, failures: list[Failure]) -> list[Decider]:
         now = self._clock()

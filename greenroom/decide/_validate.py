@@ -9,7 +9,13 @@ Rules, each a typed :class:`InvalidModelOutput` with the raw text when broken:
   arguments") that fits the tool's argument type when one is known;
 * without tool calls, there is a non-empty reply; a refusal is invalid;
 * when a structured reply is required, the reply text is JSON that
-  decodes into the required type (no fences stripped, no fields guessed).
+  decodes into the required type (no fences stripped, no fields guessed);
+* JSON (arguments, a structured reply) nests at most :data:`MAX_DEPTH`
+  arrays and objects deep, so what is accepted can be encoded again
+  anywhere (a trace, a mailbox, a ledger) without hitting the recursion limit.
+
+Validation is total: whatever the draft holds, the result is a
+:class:`DecisionResult` or an :class:`InvalidModelOutput`.
 
 Tool calls win over text: text that comes with tool calls is kept only as
 the result's ``raw``.
@@ -17,6 +23,7 @@ the result's ``raw``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import msgspec
@@ -25,7 +32,14 @@ from greenroom.decide._decision import CallTool, DecisionResult, Reply, Usage
 from greenroom.decide._errors import InvalidModelOutput
 from greenroom.decide._wire import Draft, DraftCall, encode
 
-__all__ = ["to_result"]
+__all__ = ["MAX_DEPTH", "json_depth", "to_result"]
+
+MAX_DEPTH = 128
+"""The deepest nesting of arrays and objects accepted in a model's JSON."""
+
+# JSON strings, unrolled so a long one costs no backtracking; brackets inside them do not count
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
 
 _CUT = {
     "length": "the reply was cut at the output token limit",
@@ -76,15 +90,16 @@ def to_result(
         )
     value: object | None = None
     if reply_type is not None:
+        expected = f"expected a structured reply of type {reply_type.__name__}"
+        path = "$.choices[0].message.content"
+        _check_depth(model, text, expected, path)
         try:
             value = msgspec.json.decode(text, type=reply_type)
         except msgspec.DecodeError as e:
-            raise InvalidModelOutput(
-                model,
-                f"expected a structured reply of type {reply_type.__name__}: {e}",
-                text,
-                "$.choices[0].message.content",
-            ) from e
+            raise InvalidModelOutput(model, f"{expected}: {e}", text, path) from e
+        except Exception as e:  # total: a hostile reply is invalid output, whatever it provokes
+            reason = f"{expected}: {type(e).__name__}: {e}"
+            raise InvalidModelOutput(model, reason, text, path) from e
     reply = Reply(text=text, value=value)
     return DecisionResult(
         decisions=(reply,), model=model, usage=usage, finish_reason=draft.finish_reason, raw=raw
@@ -95,9 +110,7 @@ def _call(
     model: str, draft: DraftCall, tools: Sequence[str], argument_types: Mapping[str, type]
 ) -> CallTool:
     path = f"$.choices[0].message.tool_calls[{draft.index}]"
-    shown = (
-        draft.arguments if isinstance(draft.arguments, str) else encode(draft.arguments).decode()
-    )
+    shown = draft.arguments
     if draft.name not in tools:
         offered = ", ".join(tools) or "no tools"
         raise InvalidModelOutput(
@@ -106,24 +119,29 @@ def _call(
             f"{draft.name}({shown})",
             f"{path}.function.name",
         )
-    arguments: object = draft.arguments
-    if isinstance(arguments, str):
-        try:
-            arguments = msgspec.json.decode(arguments) if arguments.strip() else {}
-        except msgspec.DecodeError as e:
-            raise InvalidModelOutput(
-                model,
-                f"the arguments of {draft.name} are not valid JSON: {e}",
-                shown,
-                f"{path}.function.arguments",
-            ) from e
+    where = f"{path}.function.arguments"
+    _check_depth(model, shown, f"the arguments of {draft.name}", where)
+    arguments: object
+    try:
+        arguments = msgspec.json.decode(shown) if shown.strip() else {}
+    except msgspec.DecodeError as e:
+        raise InvalidModelOutput(
+            model, f"the arguments of {draft.name} are not valid JSON: {e}", shown, where
+        ) from e
+    except Exception as e:  # total: hostile arguments are invalid output, whatever they provoke
+        raise InvalidModelOutput(
+            model,
+            f"the arguments of {draft.name} cannot be decoded: {type(e).__name__}: {e}",
+            shown,
+            where,
+        ) from e
     if not isinstance(arguments, dict):
         raise InvalidModelOutput(
             model,
             f"expected the arguments of {draft.name} to be a JSON object, "
             f"got {type(arguments).__name__}",
             shown,
-            f"{path}.function.arguments",
+            where,
         )
     argument_type = argument_types.get(draft.name)
     if argument_type is not None:
@@ -134,13 +152,52 @@ def _call(
                 model,
                 f"the arguments of {draft.name} do not fit {argument_type.__name__}: {e}",
                 shown,
-                f"{path}.function.arguments",
+                where,
+            ) from e
+        except Exception as e:  # a hostile value, or a __post_init__ of the type that raised
+            raise InvalidModelOutput(
+                model,
+                f"the arguments of {draft.name} do not fit {argument_type.__name__}: "
+                f"{type(e).__name__}: {e}",
+                shown,
+                where,
             ) from e
     return CallTool(name=draft.name, arguments=arguments, id=draft.id or f"call_{draft.index}")
+
+
+def json_depth(text: str, limit: int = MAX_DEPTH) -> int:
+    """How deep arrays and objects nest in JSON ``text``, counted up to ``limit + 1``.
+
+    Brackets inside strings do not count. The text need not be valid JSON;
+    the scan never recurses, so any text can be measured.
+    """
+    depth = deepest = 0
+    for match in _BRACKET.finditer(_STRING.sub("", text)):
+        if match.group() in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        elif depth:
+            depth -= 1
+    return deepest
+
+
+def _check_depth(model: str, text: str, what: str, path: str) -> None:
+    depth = json_depth(text)
+    if depth > MAX_DEPTH:
+        raise InvalidModelOutput(
+            model,
+            f"{what}: expected JSON nested at most {MAX_DEPTH} deep, got deeper",
+            text,
+            path,
+        )
 
 
 def _raw(draft: Draft) -> str:
     if not draft.calls:
         return draft.content or draft.refusal or ""
+    # The argument texts as sent, spliced in: nothing is decoded to build the raw record.
     calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in draft.calls]
     return encode({"content": draft.content, "tool_calls": calls}).decode()

@@ -12,12 +12,19 @@ OpenAI, Ollama, vLLM and llama.cpp server:
   ``finish_reason`` is set.
 
 Unknown fields are ignored, so vendor extensions do not break decoding.
+Decoding is total: any text becomes a :class:`Draft` or a typed
+:class:`ModelError` (JSON nested past the interpreter's recursion limit, a
+wrong type anywhere, token counts that are negative or absurd), never
+another exception. Tool-call arguments are kept as JSON text, whether the
+server sent a string or an object, and decoded only when validated.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import msgspec
 
@@ -37,9 +44,15 @@ __all__ = [
 ]
 
 
+_NO_ARGUMENTS = msgspec.Raw(b"")
+_MAX_TOKENS = 2**53  # more than any model's context; a larger count is a broken server
+_Tokens = Annotated[int, msgspec.Meta(ge=0, le=_MAX_TOKENS)]
+
+
 class _Function(msgspec.Struct):
     name: str | None = None
-    arguments: str | dict[str, object] | None = None
+    # a JSON string (the protocol), or a JSON object (some servers): kept as text
+    arguments: msgspec.Raw = _NO_ARGUMENTS
 
 
 class _ToolCall(msgspec.Struct):
@@ -62,15 +75,15 @@ class _Choice(msgspec.Struct):
 
 
 class _Usage(msgspec.Struct):
-    prompt_tokens: int | None = 0
-    completion_tokens: int | None = 0
-    total_tokens: int | None = 0
+    prompt_tokens: _Tokens | None = 0
+    completion_tokens: _Tokens | None = 0
+    total_tokens: _Tokens | None = 0
 
 
 class _Completion(msgspec.Struct):
     choices: list[_Choice] = msgspec.field(default_factory=list)
     usage: _Usage | None = None
-    error: object = None
+    error: msgspec.Raw = _NO_ARGUMENTS  # kept as text: it is only ever quoted
 
 
 _decode_completion = msgspec.json.Decoder(_Completion)
@@ -79,12 +92,18 @@ _encoder = msgspec.json.Encoder()
 
 @dataclass
 class DraftCall:
-    """One tool call as received, before validation."""
+    """One tool call as received, before validation.
+
+    ``arguments`` is JSON text: the argument string as sent, or (when the
+    server sent a JSON value in its place) that value's JSON text, and then
+    ``as_value`` is true.
+    """
 
     index: int
     id: str = ""
     name: str = ""
-    arguments: str | dict[str, object] = ""
+    arguments: str = ""
+    as_value: bool = False
 
 
 @dataclass
@@ -170,9 +189,8 @@ def parse_body(model: str, body: str) -> Draft:
     )
     for i, call in enumerate(message.tool_calls or ()):
         function = call.function or _Function()
-        draft.calls.append(
-            DraftCall(i, call.id or "", function.name or "", function.arguments or "")
-        )
+        arguments, as_value = _arguments(model, function.arguments, body)
+        draft.calls.append(DraftCall(i, call.id or "", function.name or "", arguments, as_value))
     draft.usage = _usage(completion.usage)
     return draft
 
@@ -184,9 +202,33 @@ def _decode(model: str, text: str, path: str) -> _Completion:
         raise InvalidModelOutput(
             model, f"expected a chat-completion JSON object: {e}", text, path
         ) from e
-    if completion.error is not None:
-        raise ModelUnavailable(model, f"the server sent an error: {_short(completion.error)}")
+    except RecursionError as e:
+        raise InvalidModelOutput(
+            model, "expected a chat-completion JSON object, got JSON nested too deeply", text, path
+        ) from e
+    except Exception as e:  # decoding is total: whatever else the text provokes is invalid output
+        raise InvalidModelOutput(
+            model, f"expected a chat-completion JSON object: {type(e).__name__}: {e}", text, path
+        ) from e
+    error = bytes(completion.error)
+    if error and error != b"null":
+        raise ModelUnavailable(model, f"the server sent an error: {_short(error)}")
     return completion
+
+
+def _arguments(model: str, raw: msgspec.Raw, body: str) -> tuple[str, bool]:
+    """The JSON text of a call's arguments, and whether it was sent as a value, not a string."""
+    data = bytes(raw)
+    if not data or data == b"null":
+        return "", False
+    if data[:1] != b'"':
+        return data.decode("utf-8", errors="replace"), True
+    try:
+        return msgspec.json.decode(data, type=str), False
+    except Exception as e:  # cannot happen for a span msgspec has parsed; stay total anyway
+        raise InvalidModelOutput(
+            model, f"the arguments are not a JSON string: {e}", body, "$.choices"
+        ) from e
 
 
 def _usage(usage: _Usage | None) -> tuple[int, int, int] | None:
@@ -196,33 +238,45 @@ def _usage(usage: _Usage | None) -> tuple[int, int, int] | None:
     return (prompt, completion, usage.total_tokens or prompt + completion)
 
 
-def _short(value: object, limit: int = 300) -> str:
-    text = value if isinstance(value, str) else _encoder.encode(value).decode()
+def _short(value: bytes, limit: int = 300) -> str:
+    text = value.decode("utf-8", errors="replace")
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-class SseDecoder:
-    """Server-sent events from lines: yields each event's ``data``, per the SSE spec.
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
-    ``data:`` lines of one event are joined with newlines; comments and
-    other fields are ignored; an event is dispatched at a blank line, and an
-    unfinished event at the end of the stream is dropped.
+
+class SseDecoder:
+    """Server-sent events from decoded text: yields each event's ``data``, per the SSE spec.
+
+    Lines end in CRLF, LF or CR, also across chunks; ``data:`` lines of one
+    event are joined with newlines; comments and other fields are ignored;
+    an event is dispatched at a blank line, and an unfinished event at the
+    end of the stream is dropped.
     """
 
     def __init__(self) -> None:
         self._data: list[str] = []
+        self._partial = ""
 
-    def feed(self, line: str) -> str | None:
-        """Take one line (without its line break); return an event's data when one ends."""
-        if not line:
-            if not self._data:
-                return None
-            data, self._data = "\n".join(self._data), []
-            return data
-        if line.startswith("data:"):
-            value = line[5:]
-            self._data.append(value[1:] if value.startswith(" ") else value)
-        return None
+    def feed(self, text: str) -> list[str]:
+        """Take the next piece of the stream; return the data of every event it completes."""
+        buffer = self._partial + text
+        held = ""
+        if buffer.endswith("\r"):  # maybe the first half of a CRLF split across chunks
+            buffer, held = buffer[:-1], "\r"
+        lines = _LINE_END.split(buffer)
+        self._partial = lines.pop() + held
+        events: list[str] = []
+        for line in lines:
+            if not line:
+                if self._data:
+                    events.append("\n".join(self._data))
+                    self._data = []
+            elif line.startswith("data:"):
+                value = line[5:]
+                self._data.append(value[1:] if value.startswith(" ") else value)
+        return events
 
 
 class StreamAssembler:
@@ -277,10 +331,11 @@ class StreamAssembler:
             function = call.function or _Function()
             if function.name and not draft.name:
                 draft.name = function.name
-            if isinstance(function.arguments, dict):
-                draft.arguments = function.arguments
-            elif function.arguments:
-                parts.append(function.arguments)
+            arguments, as_value = _arguments(self._model, function.arguments, "")
+            if as_value:
+                draft.arguments, draft.as_value = arguments, True
+            elif arguments:
+                parts.append(arguments)
 
     @property
     def finished(self) -> bool:
@@ -294,7 +349,7 @@ class StreamAssembler:
         draft.calls = []
         for index in sorted(self._calls):
             call = self._calls[index]
-            if not isinstance(call.arguments, dict):
+            if not call.as_value:
                 call.arguments = "".join(self._arguments[index])
             draft.calls.append(call)
         return draft

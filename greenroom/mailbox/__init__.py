@@ -7,8 +7,9 @@ from greenroom.mailbox._deadletter import (
     DeadLetterSink,
     MemoryDeadLetters,
 )
-from greenroom.mailbox._envelope import Envelope, make_envelope
+from greenroom.mailbox._envelope import Envelope, IdempotencyKey, keyed_id, make_envelope
 from greenroom.mailbox._errors import (
+    EnvelopeIdConflict,
     MailboxCloseIncomplete,
     MailboxCorrupted,
     MailboxUnavailable,
@@ -36,6 +37,8 @@ __all__ = [
     "DeadLetterRecord",
     "DeadLetterSink",
     "Envelope",
+    "EnvelopeIdConflict",
+    "IdempotencyKey",
     "Mailbox",
     "MailboxCloseIncomplete",
     "MailboxConfig",
@@ -61,5 +64,6 @@ __all__ = [
     "SqliteMailboxesStatistics",
     "UndecodableMessage",
     "check_message",
+    "keyed_id",
     "make_envelope",
 ]

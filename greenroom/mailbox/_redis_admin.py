@@ -15,6 +15,7 @@ its entry id in the dead-letter stream (``1700000000000-0``).
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Sequence
 from types import TracebackType
@@ -28,17 +29,18 @@ from greenroom.mailbox._deadletter import DeadLetter, DeadLetterReason
 from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._errors import MailboxUnavailable
 from greenroom.mailbox._redis_client import connect, redis_error
-from greenroom.mailbox._redis_mailbox_entries import PUT, envelope_of
+from greenroom.mailbox._redis_mailbox_entries import REDRIVE, envelope_of
+from greenroom.mailbox._stored import quote, stored_body, stored_text
 
 if TYPE_CHECKING:
     import redis.asyncio
 
 __all__ = ["RedisDeadLetterRecord", "RedisDeadLetters", "RedisRedriveOutcome"]
 
-_LETTER_ID = re.compile(r"^\d+-\d+$")
+_LETTER_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+_MAX_PART = (1 << 64) - 1  # each part of a stream entry id is a 64-bit unsigned int
 _PAGE = 500  # entries per XRANGE while scanning the stream
 _NO_BOUND = 2**62  # a redrive is not refused for the actor's capacity: it is a repair
-_decode_body = msgspec.msgpack.Decoder().decode
 
 
 class RedisDeadLetterRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,12 +52,16 @@ class RedisDeadLetterRecord(msgspec.Struct, frozen=True, kw_only=True):
     cannot be read, ``header_ok`` is ``False`` and the envelope's ids are 0.
     ``source_id`` is the entry's id in its actor's stream (``""`` for a
     letter the runtime made: its message may never have been in one).
+    ``problems`` lists the other fields that could not be read (text that is
+    not UTF-8, a time or count that is not a number), one line each; the
+    letter shows neutral values there. Any letter can be purged.
     """
 
     id: str
     letter: DeadLetter
     source_id: str = ""
     header_ok: bool = True
+    problems: tuple[str, ...] = ()
 
 
 class RedisRedriveOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,8 +70,9 @@ class RedisRedriveOutcome(msgspec.Struct, frozen=True, kw_only=True):
     ``status``: ``"redriven"`` (back in its actor's stream, envelope id and
     trace id kept, ``attempt`` back to 1, the letter removed),
     ``"already_queued"`` (an envelope with its id is unacked in the stream
-    already; the letter was removed), ``"unreadable"`` (its header cannot be
-    read, so it cannot be deduped or traced; the letter is left: purge it) or
+    already; the letter was removed), ``"unreadable"`` (its header or its
+    actor cannot be read, so it cannot be deduped, traced or routed; the
+    letter is left: purge it) or
     ``"not_found"``.
     """
 
@@ -102,8 +109,18 @@ class RedisDeadLetters:
         prefix: str = "greenroom:",
         dedupe_ttl: float = 3600.0,
     ) -> None:
-        if dedupe_ttl <= 0:
+        if not dedupe_ttl > 0:
             raise UsageError(f"RedisDeadLetters: dedupe_ttl must be > 0, got {dedupe_ttl}")
+        for name, text in (("prefix", prefix), ("URL", client_or_url)):
+            if not isinstance(text, str):
+                continue
+            try:
+                text.encode()
+            except UnicodeEncodeError as error:
+                raise UsageError(
+                    f"the Redis {name} {text!r} is not valid text (it holds a lone "
+                    "surrogate, from bytes that are not UTF-8)"
+                ) from error
         try:
             self._client, self._owned = connect(client_or_url)
         except ValueError as error:  # a URL redis-py cannot read
@@ -230,14 +247,14 @@ class RedisDeadLetters:
         record = _record(*page[0])
         fields = page[0][1]
         actor = record.letter.actor
-        if not record.header_ok:
+        if not record.header_ok or any(p.startswith("actor:") for p in record.problems):
             return RedisRedriveOutcome(id=letter_id, status="unreadable", actor=actor)
         envelope_id = record.letter.envelope.id
         base = f"{self.prefix}{{{actor}}}:"
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.hdel(base + "a", str(envelope_id))
             pipe.eval(
-                PUT,
+                REDRIVE,
                 2,
                 base + "s",
                 base + "d:" + str(envelope_id),
@@ -289,55 +306,81 @@ class RedisDeadLetters:
 
 
 def _check_id(letter_id: str) -> None:
-    if not isinstance(letter_id, str) or not _LETTER_ID.match(letter_id):
+    match = _LETTER_ID.fullmatch(letter_id) if isinstance(letter_id, str) else None
+    if match is None or int(match.group(1)) > _MAX_PART or int(match.group(2)) > _MAX_PART:
         raise UsageError(
             f"a Redis dead letter is named by its stream entry id, such as "
             f"1700000000000-0 (from `greenroom dlq list`); got {letter_id!r}"
         )
 
 
-def _text(fields: dict[bytes, bytes], name: bytes, default: str = "") -> str:
+def _field(fields: dict[bytes, bytes], name: bytes) -> bytes | None:
     value = fields.get(name)
-    return default if value is None else value.decode("utf-8", "replace")
+    return value if value is None or isinstance(value, bytes) else str(value).encode()
 
 
-def _record(sid: bytes, fields: dict[bytes, bytes]) -> RedisDeadLetterRecord:
-    """A stream entry as a letter; fields it lacks or cannot read get neutral values."""
-    actor = _text(fields, b"actor")
+def _number(
+    fields: dict[bytes, bytes], name: bytes, kind: type[float] | type[int], problems: list[str]
+) -> float | int | None:
+    """A numeric field; ``None`` when it is absent or cannot be read (then with a problem)."""
+    raw = _field(fields, name)
+    if raw is None:
+        return None
     try:
-        at = float(_text(fields, b"at", "0"))
-    except ValueError:
-        at = 0.0
-    raw = fields.get(b"b", b"")
-    body: object
-    try:
-        body = _decode_body(raw)
-    except msgspec.MsgspecError:
-        body = bytes(raw)
-    try:
-        attempts = int(_text(fields, b"attempts", "1"))
-    except ValueError:
-        attempts = 1
+        value = kind(raw.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        problems.append(f"{name.decode()}: expected a number, found {quote(raw)}")
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append(f"{name.decode()}: expected a time, found {quote(raw)}")
+        return None
+    return value
+
+
+def _record(sid: bytes, entry: object) -> RedisDeadLetterRecord:
+    """A stream entry as a letter; fields it lacks or cannot read get neutral values.
+
+    Total: whatever the entry holds, a record (see ``problems``). Never raises.
+    """
+    problems: list[str] = []
+    fields: dict[bytes, bytes] = entry if isinstance(entry, dict) else {}
+    if not isinstance(entry, dict):
+        problems.append(f"fields: expected a map, found {quote(entry)}")
+
+    def text(name: bytes, default: str = "") -> str:
+        raw = _field(fields, name)
+        return default if raw is None else str(stored_text(raw, name.decode(), problems))
+
+    actor = text(b"actor")
+    at = _number(fields, b"at", float, problems)
+    at = 0.0 if at is None else float(at)
+    attempts = _number(fields, b"attempts", int, problems)
+    attempts = 1 if attempts is None else int(attempts)
+    body = stored_body(_field(fields, b"b") or b"", problems)
     header_ok = True
     try:
-        envelope = envelope_of(fields.get(b"h", b""), actor, body, attempts)
-    except msgspec.MsgspecError:
+        envelope = envelope_of(_field(fields, b"h") or b"", actor, body, attempts)
+    except Exception:  # a decode boundary: not msgpack, not UTF-8, too deep, wrong shape
         header_ok = False
         envelope = Envelope(
             id=0, recipient=actor, body=body, trace_id=0, attempt=attempts, created_at=at
         )
-    traceback = fields.get(b"traceback")
+    traceback = _field(fields, b"traceback")
     letter = DeadLetter(
         envelope=envelope,
         actor=actor,
-        reason=cast("DeadLetterReason", _text(fields, b"reason", "invalid_message")),
+        reason=cast("DeadLetterReason", text(b"reason", "invalid_message")),
         error=ErrorInfo(
-            type=_text(fields, b"error_type", "Unknown"),
-            message=_text(fields, b"error"),
-            traceback=None if traceback is None else traceback.decode("utf-8", "replace"),
+            type=text(b"error_type", "Unknown"),
+            message=text(b"error"),
+            traceback=None if traceback is None else text(b"traceback"),
         ),
         at=at,
     )
     return RedisDeadLetterRecord(
-        id=sid.decode(), letter=letter, source_id=_text(fields, b"id"), header_ok=header_ok
+        id=sid.decode("ascii", "backslashreplace") if isinstance(sid, bytes) else str(sid),
+        letter=letter,
+        source_id=text(b"id"),
+        header_ok=header_ok,
+        problems=tuple(problems),
     )

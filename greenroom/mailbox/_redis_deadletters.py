@@ -6,8 +6,6 @@ import builtins
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from loguru import logger
-
 from greenroom.mailbox._deadletter import DeadLetter, DeadLetterReason, MemoryDeadLetters
 from greenroom.mailbox._redis_admin import (
     RedisDeadLetterRecord,
@@ -15,6 +13,7 @@ from greenroom.mailbox._redis_admin import (
     RedisRedriveOutcome,
 )
 from greenroom.mailbox._redis_mailbox_entries import letter_fields
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.mailbox._redis_mailboxes import Pump

@@ -34,8 +34,14 @@ class RedisMailbox:
     one handed out and never acked is delivered again, to the next
     incarnation in this process, or to another process once its lease has
     expired, with ``attempt`` incremented); FIFO per sender; an envelope whose
-    id is unacked in the stream (within ``dedupe_ttl``) is not added twice; at most
-    ``capacity`` entries in the stream (checked on the server as well).
+    id is unacked in the stream (within ``dedupe_ttl``) is not added twice,
+    nor a tell sent with an idempotency key (``Envelope.remember_after_ack``)
+    acked less than ``dedupe_ttl`` ago; an entry that repeats the id of one
+    held here (written by other code, or after the marker expired) is acked
+    unhandled when its body is the same, dead-lettered as
+    :class:`EnvelopeIdConflict` when it is not; an entry that cannot be
+    decoded is dead-lettered, never retried; at most ``capacity`` entries in
+    the stream (checked on the server as well).
 
     ``put`` returns once Redis has the entry. ``offer`` and ``put_nowait``
     are the fire-and-forget mode: they return as soon as the entry is queued
@@ -133,6 +139,11 @@ class RedisMailbox:
     def offer(self, envelope: Envelope) -> bool:
         """Queue for the next write if there is room and no sender waits; else ``False``.
 
+        Never fails for Redis: while it is unreachable the entry stays queued
+        and is written when it answers (deduped by envelope id if a write
+        whose reply was lost is retried); it is lost if the mailboxes close,
+        or the process ends, before that.
+
         Raises:
             MailboxClosed: the mailbox (or its factory) was closed.
             InvalidMessage, MessageTooLarge: the body cannot be encoded or is too large.
@@ -157,10 +168,23 @@ class RedisMailbox:
         Waits for room in arrival order while ``capacity`` messages are
         unacked. Cancelled while waiting for room, nothing was enqueued.
 
+        :class:`MailboxUnavailable` means *outcome unknown*: the connection
+        may have failed after Redis added the entry (most such puts were in
+        fact written), or before it was sent. To settle it, put the *same*
+        envelope again: its id is deduped while its entry is unacked (at most
+        ``dedupe_ttl``), so it is stored once either way. A new envelope for
+        the same message is not deduped, and neither is a re-put after the
+        first was handled and acked.
+
         Raises:
             MailboxClosed: the mailbox was closed before or while waiting for room.
             MailboxFull: the stream on the server is at capacity (other producers).
-            MailboxUnavailable: Redis failed the write.
+            MailboxUnavailable: the outcome is unknown: the connection failed
+                while the write was sent or its answer awaited, so the entry
+                may well have been added. Re-send with the same idempotency
+                key (``tell(..., idempotency_key=)``): the re-send is dropped
+                if the first was written. (During an outage an awaited put
+                fails before it is sent; that one was not written.)
         """
         if self._closed:
             raise MailboxClosed(self.name)
@@ -203,7 +227,7 @@ class RedisMailbox:
         self.held.discard(envelope.id)
         sid = self.sids.pop(envelope.id, None)
         if sid is not None:
-            self.pump.ack(self, envelope.id, sid)
+            self.pump.ack(self, envelope.id, sid, envelope.causation_id == envelope.id)
         self.forget(1)
 
     def requeue(self, envelope: Envelope) -> None:
@@ -275,6 +299,16 @@ class RedisMailbox:
         self._high_water = max(self._high_water, len(buffer))
         if was_empty and self._listener is not None:
             self._listener()
+
+    def holding(self, envelope_id: int) -> Envelope | None:
+        """The envelope with ``envelope_id`` handed out or buffered here, or ``None``."""
+        envelope = self._out.get(envelope_id)
+        if envelope is not None:
+            return envelope
+        for buffered in self._buffer:
+            if buffered.id == envelope_id:
+                return buffered
+        return None
 
     def adopt(self, envelope_id: int) -> bool:
         """Whether an entry read is new to this mailbox (counted now), not one it put."""

@@ -37,8 +37,11 @@ class RedisMailboxes:
     ``<prefix>{<actor>}:s`` (the stream, consumer group ``greenroom``),
     ``<prefix>{<actor>}:a`` (attempts of retried entries),
     ``<prefix>{<actor>}:d:<id>`` (dedupe markers of unacked envelopes,
-    deleted on ack, expiring after ``dedupe_ttl`` at the latest), and
-    ``<prefix>dead`` (the dead-letter stream: entries that cannot be decoded,
+    deleted on ack, expiring after ``dedupe_ttl`` at the latest; the marker
+    of a tell sent with an idempotency key is kept ``dedupe_ttl`` after its
+    ack instead), and
+    ``<prefix>dead`` (the dead-letter stream: entries that cannot be decoded
+    or repeat a held envelope's id with another body,
     and, with :attr:`dead_letters` as the runtime's sink, every dead letter
     the runtime makes, such as a message that failed past its retry policy;
     each with its error, read by :class:`RedisDeadLetters` and ``greenroom
@@ -56,7 +59,13 @@ class RedisMailboxes:
             default; a process restarted with the same name gets its pending
             entries back at once instead of after ``lease``).
         dedupe_ttl: the most seconds an unacked envelope id is remembered
-            against re-sends.
+            against re-sends (default 3600.0), and how long the id of a
+            tell sent with an idempotency key is remembered after its ack.
+            The dedupe window of a keyed tell is thus from its put until
+            ``dedupe_ttl`` after its ack (if it was acked within
+            ``dedupe_ttl`` of its put); a re-send later is delivered again,
+            and the side-effect ledger, keyed by the same causation, still
+            answers its steps. A keyed ask is deduped while unacked only.
         poll: seconds between reads for entries other processes put.
         max_bytes: the largest encoded body accepted, or ``None``.
     """
@@ -134,6 +143,21 @@ class RedisMailboxes:
         is dropped (logged). See :class:`RedisDeadLetterSink`.
         """
         return self._dead_letters
+
+    @property
+    def duplicates(self) -> int:
+        """Entries acked unhandled as copies of an envelope a mailbox here held.
+
+        An entry that repeats the id and the body of an envelope its mailbox
+        holds (buffered or handed out) is a duplicate: a re-send after the
+        dedupe marker expired, or a copy written by other code. It is acked
+        at once, leaving the held one's dedupe marker and saved attempts as
+        they are. One that repeats the id with another body is not counted
+        here: it is a dead letter (:class:`EnvelopeIdConflict`). Ids of
+        envelopes already acked are not remembered: a later entry with one
+        is a new message.
+        """
+        return self._pump.duplicates
 
     @property
     def dead_key(self) -> str:
@@ -231,13 +255,21 @@ class RedisMailboxes:
 
         The send-only path: whichever process hosts ``envelope.recipient``
         (this one or another) reads it. Returns once Redis has the entry;
-        an envelope id already unacked in the stream is not added twice.
+        an envelope id already unacked in the stream is not added twice,
+        nor a keyed tell's acked within ``dedupe_ttl``.
         ``capacity`` is the stream's bound, checked on the server.
+
+        :class:`MailboxUnavailable` means *outcome unknown*: the entry may
+        have been added before the connection failed. Posting the same
+        envelope again is safe (deduped by its id while unacked, within
+        ``dedupe_ttl``); a new envelope for the same message is not.
 
         Raises:
             MailboxClosed: the factory is not open.
             MailboxFull: the stream holds ``capacity`` entries.
-            MailboxUnavailable: Redis failed the write.
+            MailboxUnavailable: the outcome is unknown (the entry may have
+                been added, as for ``RedisMailbox.put``): re-send the same
+                envelope, or one with the same idempotency key.
             InvalidMessage, MessageTooLarge: the body cannot be encoded or is too large.
         """
         if self._state != "open":

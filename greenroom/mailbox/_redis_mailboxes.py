@@ -11,12 +11,22 @@ it renews the leases of the entries it holds (XCLAIM JUSTID) and claims
 entries other consumers left idle longer than ``lease`` (XPENDING + XCLAIM,
 ``attempt`` = the entry's delivery count).
 
+Every entry read is decoded without raising, whatever a foreign or broken
+producer wrote in it: one whose body, header (ids, times, strings) or
+saved attempt count cannot be read is a dead letter (with the typed error
+saying what was found) and acked; one that repeats the envelope id of an
+entry the mailbox holds is acked as a duplicate (same body) or
+dead-lettered as an :class:`EnvelopeIdConflict` (another body). So no entry
+can stop the entries behind it, nor pass for an outage.
+
 When Redis fails (the connection is lost, the server restarts), the pump
 is in an *outage* until a PING and a whole cycle succeed again: it retries
 with exponential backoff (50 ms doubling to 2 s, reset on success), logs
 one warning when the outage starts and one info when it ends. Meanwhile
 awaited puts fail at once with :class:`MailboxUnavailable` (never wait
-for the next retry) and a flush fails with the next retry; fire-and-forget
+for the next retry; a put whose pipeline failed may still have been
+written: the error means "outcome unknown", and a re-put of the same
+envelope is deduped by its id) and a flush fails with the next retry; fire-and-forget
 puts (``offer``), acks, saved attempts and dead letters stay queued (the
 puts bounded by each mailbox's capacity) and are written when Redis
 answers again. The mailboxes' buffered messages are still handed out.
@@ -36,22 +46,23 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from loguru import logger
-
 from greenroom._errors import MailboxFull
 from greenroom.mailbox._envelope import Envelope
-from greenroom.mailbox._errors import MailboxUnavailable
+from greenroom.mailbox._errors import EnvelopeIdConflict, MailboxUnavailable
+from greenroom.mailbox._redis_client import redis_error
 from greenroom.mailbox._redis_mailbox_entries import (
     PUT,
     Keys,
+    attempt_of,
     dead_letter,
     decode_entry,
     encode_header,
     entries_by_stream,
-    fields_of,
+    undecodable,
 )
 from greenroom.mailbox._redis_outage import Outage
 from greenroom.mailbox._sqlite_rows import Poison
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -126,13 +137,15 @@ class Pump:
         self._ttl_ms = max(1, int(dedupe_ttl * 1000))
         self.boxes: dict[str, RedisMailbox] = {}
         self.puts: deque[PutOp] = deque()
-        self.acks: list[tuple[Keys, bytes, int]] = []
+        self.acks: list[tuple[Keys, bytes, int | None]] = []
+        self.remembered: list[str] = []  # dedupe markers of acked keyed tells
         self.attempts: list[tuple[Keys, int, int]] = []
         self.letters: list[dict[Any, Any]] = []
         self.flushers: list[asyncio.Future[None]] = []
         self.closing = False
         self.stopped = False  # the task has ended (or never will run): nothing more is written
         self.rejected: Callable[[Envelope, Poison | None], None] | None = None
+        self.duplicates = 0  # entries acked as copies of an envelope a mailbox held
         self.outage = Outage(prefix)
         self._event = asyncio.Event()
         self._renewed = time.monotonic()
@@ -184,8 +197,10 @@ class Pump:
         op.mailbox.held.discard(op.envelope.id)
         op.mailbox.forget(1)
 
-    def ack(self, box: RedisMailbox, envelope_id: int, sid: bytes) -> None:
+    def ack(self, box: RedisMailbox, envelope_id: int, sid: bytes, remember: bool) -> None:
         self.acks.append((box.keys, sid, envelope_id))
+        if remember:  # a keyed tell: its marker is kept for dedupe_ttl after the ack
+            self.remembered.append(box.keys.dedupe + str(envelope_id))
         self.wake()
 
     def attempt(self, box: RedisMailbox, envelope_id: int, attempt: int) -> None:
@@ -197,6 +212,11 @@ class Pump:
         # away) and fails with it, so a loop of flushes paces itself on the
         # pump's backoff.
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # "What is new is read" includes other processes' puts, not only
+        # after the next poll: a loop of flushes would otherwise keep the
+        # pump from ever being idle for ``poll``, and so from reading them.
+        for box in self.boxes.values():
+            box.wanted = True
         self.flushers.append(future)
         self.wake()
         await future
@@ -229,6 +249,13 @@ class Pump:
                     await self.client.ping()
                 await self._cycle()
             except Exception as error:  # redis down, restarting, or lost its data
+                if not isinstance(error, redis_error() | OSError):
+                    # Not Redis failing: a bug. Entries are never the cause
+                    # (decoding them cannot raise), so say so loudly, and
+                    # still retry with backoff rather than end the pump.
+                    logger.bind(event="redis_pump_error", prefix=self.prefix).opt(
+                        exception=error
+                    ).error("redis (prefix {prefix}): the mailbox pump failed", prefix=self.prefix)
                 await self._lost(error)
                 if self.closing:
                     # One last try failed: give up what is queued rather than
@@ -278,6 +305,7 @@ class Pump:
                 letters=len(self.letters),
             )
         self.acks.clear()
+        self.remembered.clear()
         self.attempts.clear()
         self.letters.clear()
 
@@ -296,6 +324,7 @@ class Pump:
 
     async def _write(self) -> None:
         acks, self.acks = self.acks, []
+        remembered, self.remembered = self.remembered, []
         attempts, self.attempts = self.attempts, []
         letters, self.letters = self.letters, []
         puts = list(self.puts)
@@ -308,15 +337,21 @@ class Pump:
         group = self.group
         try:
             async with self.client.pipeline(transaction=False) as pipe:
-                by_stream: dict[Keys, list[tuple[bytes, int]]] = {}
+                by_stream: dict[Keys, list[tuple[bytes, int | None]]] = {}
                 for keys, sid, eid in acks:
                     by_stream.setdefault(keys, []).append((sid, eid))
                 for keys, done in by_stream.items():  # one command of each kind per stream
                     sids = [sid for sid, _ in done]
                     pipe.xack(keys.stream, group, *sids)
                     pipe.xdel(keys.stream, *sids)
-                    pipe.hdel(keys.attempts, *(str(eid) for _, eid in done))
-                    pipe.delete(*(keys.dedupe + str(eid) for _, eid in done))
+                    # None: an entry whose envelope (if any) is not its own to
+                    # forget: a duplicate, or no readable header.
+                    eids = [str(eid) for _, eid in done if eid is not None]
+                    if eids:
+                        pipe.hdel(keys.attempts, *eids)
+                        pipe.delete(*(keys.dedupe + eid for eid in eids))
+                for marker in remembered:  # after the deletes: 'a', acked, still deduping
+                    pipe.set(marker, "a", px=self._ttl_ms)
                 for keys, eid, attempt in attempts:
                     pipe.hset(keys.attempts, str(eid), attempt)
                 for letter in letters:
@@ -341,6 +376,7 @@ class Pump:
             # idempotent or nearly (a letter may be written twice if the reply
             # was lost); fire-and-forget puts are deduped by envelope id.
             self.acks[:0] = acks
+            self.remembered[:0] = remembered
             self.attempts[:0] = attempts
             self.letters[:0] = letters
             retry = [op for op in puts if op.done is None]
@@ -393,7 +429,7 @@ class Pump:
             acking = {sid for keys, sid, _ in self.acks if keys == box.keys}
             if acking:
                 entries = [entry for entry in entries if entry[0] not in acking]
-            await self._deliver(box, entries, None)
+            await self._deliver(box, entries, look_up=True)
         box.started = True
         box.wanted = True
 
@@ -408,39 +444,73 @@ class Pump:
             entries = got.get(box.keys.stream.encode(), [])
             box.wanted = len(entries) >= self.batch
             if entries:
-                await self._deliver(box, entries, {})
+                await self._deliver(box, entries, look_up=False)
 
     async def _deliver(
         self,
         box: RedisMailbox,
         entries: list[tuple[bytes, dict[bytes, bytes] | None]],
-        attempts: dict[int, int] | None,
+        *,
+        look_up: bool,
         counts: dict[bytes, int] | None = None,
     ) -> None:
-        """Decode entries into the buffer; ``attempts`` ``None``: look them up.
+        """Decode entries into the buffer; ``look_up``: read their saved attempts first.
 
-        ``counts``: delivery counts of claimed entries, by entry id.
+        ``counts``: delivery counts of claimed entries, by entry id. Each
+        entry is one of: delivered (buffered), skipped (this very entry is
+        buffered or handed out already: read again after an outage), acked
+        as a duplicate (another entry of the same envelope, same body, is
+        held), or dead-lettered and acked (it cannot be decoded, its saved
+        attempt count cannot be read, or it repeats a held envelope's id
+        with another body). Decoding never raises, so no entry can stop the
+        others, nor pass for an outage.
         """
-        decoded: list[tuple[bytes, Envelope | None, Poison | None]] = []
-        for sid, fields in entries:
-            decoded.append((sid, *decode_entry(box.decoder, box.name, fields)))
-        if attempts is None:
-            ids = [str(e.id) for _, e, _ in decoded if e is not None]
-            values = await self.client.hmget(box.keys.attempts, ids) if ids else []
-            attempts = {int(i): int(v) for i, v in zip(ids, values, strict=True) if v is not None}
+        decoded = [
+            (sid, fields, *decode_entry(box.decoder, box.name, fields)) for sid, fields in entries
+        ]
+        saved: dict[int, bytes] = {}
+        if look_up:
+            ids = [e.id for _, _, e, p in decoded if e is not None and p is None]
+            saved = await self._saved_attempts(box, ids)
+        fresh: dict[int, Envelope] = {}  # delivered by this call, not yet in the buffer
         good: list[Envelope] = []
-        for sid, envelope, poison in decoded:
-            if envelope is not None and poison is None:
-                if box.adopt(envelope.id) or envelope.id not in box.sids:
-                    attempt = attempts.get(envelope.id, 1)
-                    if counts is not None:
-                        attempt = max(attempt, counts.get(sid, 1))
-                    envelope.attempt = attempt
-                    box.sids[envelope.id] = sid
-                    good.append(envelope)
+        for sid, fields, envelope, poison in decoded:
+            if envelope is None or poison is not None:
+                self._poison(box, sid, envelope, poison, fields)
                 continue
-            self._poison(box, sid, envelope, poison, fields_of(entries, sid))
+            known = box.sids.get(envelope.id)
+            if known == sid:
+                continue
+            if known is not None:
+                self._repeat(box, sid, envelope, fields, fresh.get(envelope.id))
+                continue
+            attempt = 1
+            raw = saved.get(envelope.id)
+            if raw is not None:
+                read = attempt_of(raw)
+                if read is None:
+                    detail = (
+                        f"its saved attempt count in {box.keys.attempts} is {raw[:40]!r}, "
+                        "not an int in 1 .. 2**31 - 1"
+                    )
+                    self._poison(box, sid, envelope, undecodable(box.name, detail), fields)
+                    continue
+                attempt = read
+            if counts is not None:
+                attempt = max(attempt, counts.get(sid, 1))
+            box.adopt(envelope.id)
+            envelope.attempt = attempt
+            box.sids[envelope.id] = sid
+            fresh[envelope.id] = envelope
+            good.append(envelope)
         box.arrive(good)
+
+    async def _saved_attempts(self, box: RedisMailbox, ids: list[int]) -> dict[int, bytes]:
+        """The attempt counts saved for ``ids`` (as stored), those that have one."""
+        if not ids:
+            return {}
+        values = await self.client.hmget(box.keys.attempts, [str(i) for i in ids])
+        return {i: v for i, v in zip(ids, values, strict=True) if isinstance(v, bytes)}
 
     def _poison(
         self,
@@ -450,19 +520,70 @@ class Pump:
         poison: Poison | None,
         fields: dict[bytes, bytes] | None,
     ) -> None:
-        """Send an undecodable entry to the dead-letter stream and drop it from the actor's.
+        """Send an undeliverable entry to the dead-letter stream and drop it from the actor's.
 
         An ask among them is answered through ``rejected``, if set, so its
-        caller does not wait for a reply that will never come.
+        caller does not wait for a reply that will never come. An entry
+        whose envelope id another entry of the mailbox holds leaves that
+        one's count, dedupe marker and saved attempts alone.
         """
-        if envelope is not None and envelope.correlation_id is not None and self.rejected:
-            self.rejected(envelope, poison)
+        owner = envelope is not None and envelope.id not in box.sids
+        if owner and envelope is not None and envelope.correlation_id is not None:
+            self._reject(envelope, poison)
         self.letters.append(dead_letter(box.name, sid, poison, fields))
-        eid = envelope.id if envelope is not None else -1
-        self.acks.append((box.keys, sid, eid))
-        if envelope is not None and envelope.id in box.held:
+        self.acks.append((box.keys, sid, envelope.id if owner and envelope is not None else None))
+        if owner and envelope is not None and envelope.id in box.held:
             box.held.discard(envelope.id)
             box.forget(1)
+        self.wake()
+
+    def _reject(self, envelope: Envelope, poison: Poison | None) -> None:
+        hook = self.rejected
+        if hook is None:
+            return
+        try:
+            hook(envelope, poison)
+        except Exception as error:  # the letter is kept all the same; the caller times out
+            logger.bind(event="redis_reject_failed", prefix=self.prefix).opt(exception=error).error(
+                "redis (prefix {prefix}): failing the ask {id} of a dead-lettered entry raised",
+                prefix=self.prefix,
+                id=envelope.correlation_id,
+            )
+
+    def _repeat(
+        self,
+        box: RedisMailbox,
+        sid: bytes,
+        envelope: Envelope,
+        fields: dict[bytes, bytes] | None,
+        held: Envelope | None,
+    ) -> None:
+        """An entry repeats the envelope id of another entry the mailbox holds.
+
+        Same body: a duplicate (a re-send after the dedupe marker expired, a
+        copy by other code): acked and counted in ``duplicates``. Another
+        body (or one that cannot be compared): ids are unique, so it is an
+        :class:`EnvelopeIdConflict`, dead-lettered (and acked), never
+        delivered in place of the one held nor dropped unseen. Either way
+        the held entry's count, dedupe marker and saved attempts stay.
+        """
+        if held is None:
+            held = box.holding(envelope.id)
+        if held is not None and _same(held.body, envelope.body):
+            self.duplicates += 1
+            logger.bind(event="redis_duplicate_entry", prefix=self.prefix).debug(
+                "redis (prefix {prefix}): entry {sid} for {actor} repeats envelope {id}: acked",
+                prefix=self.prefix,
+                sid=sid,
+                actor=box.name,
+                id=envelope.id,
+            )
+        else:
+            detail = "with another body" if held is not None else "(its body cannot be compared)"
+            conflict = EnvelopeIdConflict(box.name, envelope.id, detail)
+            poison = Poison("invalid_message", conflict.to_info())
+            self.letters.append(dead_letter(box.name, sid, poison, fields))
+        self.acks.append((box.keys, sid, None))
         self.wake()
 
     async def _renew_and_claim(self) -> None:
@@ -486,4 +607,12 @@ class Pump:
             counts = {p["message_id"]: int(p["times_delivered"]) + 1 for p in stale}
             claimed = await self.client.xclaim(stream, group, self.consumer, idle_ms, list(counts))
             entries = cast("list[tuple[bytes, dict[bytes, bytes] | None]]", claimed)
-            await self._deliver(box, entries, None, cast("dict[bytes, int]", counts))
+            await self._deliver(box, entries, look_up=True, counts=cast("dict[bytes, int]", counts))
+
+
+def _same(a: object, b: object) -> bool:
+    """Whether two decoded bodies are equal; ``False`` when comparing them fails."""
+    try:
+        return bool(a == b)
+    except Exception:  # a comparison that raises (nesting too deep) is no proof of a copy
+        return False

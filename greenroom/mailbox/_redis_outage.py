@@ -10,9 +10,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from loguru import logger
-
 from greenroom.mailbox._errors import MailboxUnavailable
+from greenroom.trace._logging import logger
 
 __all__ = ["BACKOFF_CAP", "BACKOFF_FIRST", "Outage"]
 

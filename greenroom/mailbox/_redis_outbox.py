@@ -49,6 +49,15 @@ class Outbox:
         """Nothing is counted here: the bound is the stream's, checked on the server."""
 
     async def post(self, envelope: Envelope) -> None:
+        """Put ``envelope`` in the stream; returns once Redis has it.
+
+        Raises:
+            MessageTooLarge: the body is over ``max_bytes``.
+            MailboxFull: the stream is at ``capacity``.
+            MailboxUnavailable: Redis failed or is unreachable; the outcome is
+                unknown (the entry may be in the stream): post the same
+                envelope again, it is deduped by its id while unacked.
+        """
         data = encode_body(envelope.body)
         if self.max_bytes is not None and len(data) > self.max_bytes:
             raise MessageTooLarge(type(envelope.body).__qualname__, len(data), self.max_bytes)

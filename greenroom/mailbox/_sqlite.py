@@ -27,7 +27,6 @@ import aiosqlite
 import anyio
 import anyio.abc
 import msgspec
-from loguru import logger
 
 from greenroom._errors import MailboxClosed, UsageError
 from greenroom.mailbox._config import MailboxConfig
@@ -42,6 +41,7 @@ from greenroom.mailbox._sqlite_rows import BodyDecoder
 from greenroom.mailbox._sqlite_schema import SchemaTooNew, migrate
 from greenroom.mailbox._sqlite_slot import Slot
 from greenroom.mailbox._sqlite_writer import Writer
+from greenroom.trace._logging import logger
 
 __all__ = ["SqliteMailboxes", "SqliteMailboxesStatistics"]
 
@@ -131,6 +131,13 @@ class SqliteMailboxes:
         busy_timeout: how long to wait for another connection's write lock.
         close_timeout: the longest leaving the block waits for queued changes
             to commit (default 10.0); ``None`` waits as long as it takes.
+        dedupe_window: how long the id of an acked tell sent with an
+            idempotency key is remembered (default 3600.0). The dedupe
+            window of a keyed tell is from its put until this long after
+            its ack (checked to within ``poll``): a re-send in it is
+            dropped; a later one is delivered again (the side-effect
+            ledger, keyed by the same causation, still answers its steps).
+            Other envelope ids are deduped while they are unacked.
 
     Raises :class:`UsageError` for bad options; on open
     :class:`MailboxUnavailable` when the file cannot be opened or its schema
@@ -151,6 +158,7 @@ class SqliteMailboxes:
         synchronous: _Synchronous = "NORMAL",
         busy_timeout: float = 5.0,
         close_timeout: float | None = 10.0,
+        dedupe_window: float = 3600.0,
     ) -> None:
         name = os.fspath(path)
         if name in ("", ":memory:") or name.startswith("file::memory:"):
@@ -169,6 +177,8 @@ class SqliteMailboxes:
             raise UsageError(
                 f"close_timeout is in seconds, > 0 and finite, or None, got {close_timeout!r}"
             )
+        if not isinstance(dedupe_window, int | float) or not dedupe_window >= 0:
+            raise UsageError(f"dedupe_window is in seconds and >= 0, got {dedupe_window!r}")
         self.path = name
         self._poll = poll
         self._max_bytes = max_message_bytes
@@ -177,7 +187,9 @@ class SqliteMailboxes:
         self._close_timeout = close_timeout
         self._slots: dict[str, Slot] = {}
         self._leases = Leases(lease)
-        self._writer = Writer(repr(self), name, self._leases, batch, self._slots)
+        self._writer = Writer(
+            repr(self), name, self._leases, batch, self._slots, dedupe_window=float(dedupe_window)
+        )
         self._decoders: dict[tuple[type, ...], BodyDecoder] = {}
         self._db: aiosqlite.Connection | None = None
         self._task_group: anyio.abc.TaskGroup | None = None

@@ -10,24 +10,28 @@ refused, the rows fetched and the poison among them) is returned as
 
 from __future__ import annotations
 
+import time
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
-from loguru import logger
 
 from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._sqlite_columns import InvalidText, shown
 from greenroom.mailbox._sqlite_failure import isolatable
 from greenroom.mailbox._sqlite_rows import poison_letter, read_row, stray_letter
 from greenroom.mailbox._sqlite_schema import (
+    ACKED,
     ENVELOPE_COLUMNS,
     FETCH,
+    FORGET_ACKED,
     INSERT,
     INSERT_LETTER,
     MESSAGES,
+    REMEMBER,
 )
 from greenroom.mailbox._sqlite_slot import Chunk
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.mailbox._sqlite_mailbox import SqliteMailbox
@@ -64,6 +68,7 @@ class Batch:
         "letters",
         "mirrored",
         "releases",
+        "remembered",
         "rows",
         "tick",
         "wanted",
@@ -74,6 +79,7 @@ class Batch:
         self.rows: list[tuple[Any, ...]] = []
         self.mirrored: list[bool] = []
         self.acks: list[tuple[int]] = []
+        self.remembered: list[tuple[int, str, float]] = []  # acked keyed tells: id, actor, at
         self.attempts: list[tuple[int, int]] = []
         self.releases: list[tuple[int, int]] = []
         self.letters: list[tuple[Any, ...]] = []
@@ -101,6 +107,7 @@ async def apply(writer: Writer, batch: Batch, careful: bool) -> Applied:
     assert db is not None
     applied = Applied()
     await _many(writer, db, DELETE, batch.acks, careful, "ack")
+    await _many(writer, db, REMEMBER, batch.remembered, careful, "acked keyed tell")
     await _many(writer, db, SET_ATTEMPT, batch.attempts, careful, "attempt count")
     await _many(writer, db, RELEASE, batch.releases, careful, "lease release")
     rows = batch.rows
@@ -187,6 +194,13 @@ async def _which_inserted(
     present = [ident for (ident,) in found]
     new = set(present[:count])
     on_disk = set(present)
+    # A keyed tell acked within the dedupe window is skipped by a trigger: deduped, not refused.
+    on_disk.update(
+        ident
+        for (ident,) in await db.execute_fetchall(
+            f"SELECT id FROM {ACKED} WHERE id IN ({', '.join('?' * len(ids))})", ids
+        )
+    )
     flags = []
     for index, row in enumerate(rows):
         ident = row[1]
@@ -212,6 +226,7 @@ async def _tick(writer: Writer, db: aiosqlite.Connection, careful: bool) -> None
         return
     for actor in actors:
         writer.mark_loose(actor)
+    await db.execute(FORGET_ACKED, (time.time() - writer.dedupe_window,))
 
 
 async def _fetch(

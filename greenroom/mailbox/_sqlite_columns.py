@@ -69,11 +69,13 @@ def problems(row: Sequence[Any]) -> list[str]:
     a bad row.
     """
     _, ident, sender, reply_to, correlation_id, trace_id, parent, attempt, created, deadline, _ = (
-        row
+        row[:11]
     )
+    causation = row[11] if len(row) > 11 else None
     int_, str_, float_ = int, str, float
     if (
-        type(ident) is int_
+        (causation is None or (type(causation) is int_ and 0 < causation <= MAX_ID))
+        and type(ident) is int_
         and 0 < ident <= MAX_ID
         and (sender is None or type(sender) is str_)
         and (reply_to is None or type(reply_to) is str_)
@@ -91,6 +93,12 @@ def problems(row: Sequence[Any]) -> list[str]:
     found = []
     for name, value, ok, expected in (
         ("id", ident, is_int(ident, 1, MAX_ID), "an integer from 1 to 2**63-1"),
+        (
+            "causation_id",
+            causation,
+            causation is None or is_int(causation, 1, MAX_ID),
+            "an integer from 1 to 2**63-1 or NULL",
+        ),
         ("sender", sender, _is_text(sender), "UTF-8 text or NULL"),
         ("reply_to", reply_to, _is_text(reply_to), "UTF-8 text or NULL"),
         ("correlation_id", correlation_id, _is_id(correlation_id), "an integer or NULL"),

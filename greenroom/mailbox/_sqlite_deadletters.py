@@ -10,30 +10,27 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
-from loguru import logger
 
-from greenroom._errors import UsageError
 from greenroom.mailbox._deadletter import DeadLetter, DeadLetterReason
 from greenroom.mailbox._errors import MailboxUnavailable
 from greenroom.mailbox._sqlite_admin import (
+    SELECT_LETTERS,
     DeadLetterRecord,
     LetterFilter,
     RedriveOutcome,
     get_letter,
+    open_mailbox_database,
     purge_letters,
     query_letters,
     record_from_row,
     redrive_letters,
 )
-from greenroom.mailbox._sqlite_columns import decode_text
 from greenroom.mailbox._sqlite_failure import corrupted, is_corruption
 from greenroom.mailbox._sqlite_rows import letter_row
 from greenroom.mailbox._sqlite_schema import (
-    DEAD_LETTERS,
     INSERT_LETTER,
-    LETTER_COLUMNS,
-    SCHEMA_TABLE,
 )
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.mailbox._sqlite_writer import Writer
@@ -73,40 +70,32 @@ class SqliteDeadLetters:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(
-        cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0
+        cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0, read_only: bool = False
     ) -> AsyncIterator[SqliteDeadLetters]:
         """The dead letters of an existing mailbox database, on a connection of their own.
 
+        ``read_only`` opens the file read-only (``greenroom dlq list`` and
+        ``show``): redrive and purge then fail with :class:`MailboxUnavailable`.
+        The file is never created.
+
         Raises:
-            UsageError: ``path`` does not exist or holds no greenroom mailbox schema.
-            MailboxUnavailable: the database cannot be opened.
+            UsageError: ``path`` is not a file, not an SQLite file, or holds no
+                greenroom mailbox schema.
+            MailboxUnavailable: the database cannot be opened or read, or its
+                schema is newer than this greenroom knows.
         """
         name = os.fspath(path)
-        if not os.path.isfile(name):  # noqa: ASYNC240 - one stat, before any I/O
-            raise UsageError(f"no mailbox database at {name}: the file does not exist")
-        try:
-            db = await aiosqlite.connect(name)
-        except sqlite3.Error as error:
-            raise MailboxUnavailable(name, "open", str(error)) from error
-        db.text_factory = decode_text  # a letter's text that is not UTF-8 is shown, not fatal
-        try:
-            await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            rows = await db.execute_fetchall(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", (SCHEMA_TABLE,)
-            )
-            if not list(rows):
-                raise UsageError(
-                    f"{name} is not a greenroom mailbox database (it has no {SCHEMA_TABLE} table)"
-                )
-            letters = cls(name, None, db)
-            yield letters
-            await letters._flush()
-        except sqlite3.Error as error:
-            if is_corruption(error):
-                raise corrupted(name, error) from error
-            raise MailboxUnavailable(name, "read", str(error)) from error
-        finally:
-            await db.close()
+        async with open_mailbox_database(
+            name, busy_timeout=busy_timeout, read_only=read_only
+        ) as db:
+            try:
+                letters = cls(name, None, db)
+                yield letters
+                await letters._flush()
+            except sqlite3.Error as error:
+                if is_corruption(error):
+                    raise corrupted(name, error) from error
+                raise MailboxUnavailable(name, "read", str(error)) from error
 
     # -- the sink --------------------------------------------------------------
 
@@ -160,12 +149,7 @@ class SqliteDeadLetters:
         clause, params = LetterFilter(actor=actor, reason=reason, since=since).where()
         try:
             with contextlib.closing(sqlite3.connect(self._path, timeout=5.0)) as db:
-                db.text_factory = decode_text
-                rows = db.execute(
-                    f"SELECT letter_id, {LETTER_COLUMNS} FROM {DEAD_LETTERS}{clause} "
-                    "ORDER BY letter_id",
-                    params,
-                ).fetchall()
+                rows = db.execute(f"{SELECT_LETTERS}{clause} ORDER BY letter_id", params).fetchall()
         except sqlite3.Error as error:
             if is_corruption(error):
                 raise corrupted(self._path, error) from error

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING
 
 import aiosqlite
 import anyio
-from loguru import logger
 
 from greenroom._errors import MailboxClosed
 from greenroom.mailbox._errors import MailboxCloseIncomplete, MailboxCorrupted, MailboxUnavailable
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.mailbox._sqlite_slot import Slot

@@ -26,9 +26,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
-from loguru import logger
 
 from greenroom.mailbox._sqlite_schema import MESSAGES, OWNERS
+from greenroom.trace._logging import logger
 
 __all__ = ["Leases", "pid_alive"]
 

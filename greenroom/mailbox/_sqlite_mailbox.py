@@ -13,11 +13,10 @@ incarnation, a redrive) the mailbox fetches the oldest free rows in pages.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-
-from loguru import logger
 
 from greenroom._errors import MailboxClosed, MailboxFull, MessageTooLarge
 from greenroom.mailbox._envelope import Envelope
@@ -25,6 +24,7 @@ from greenroom.mailbox._errors import MailboxUnavailable
 from greenroom.mailbox._protocol import MailboxStatistics
 from greenroom.mailbox._senders import WaitingSenders
 from greenroom.mailbox._sqlite_rows import BodyDecoder, encode_body
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.mailbox._sqlite_slot import Slot
@@ -40,7 +40,9 @@ class SqliteMailbox:
     acked; one handed out and never acked is delivered again, with
     ``attempt`` incremented, after this mailbox closes or its process dies);
     FIFO per sender, across restarts; an envelope whose id is unacked in
-    this mailbox already is not enqueued twice; at most ``capacity`` unacked
+    this mailbox already is not enqueued twice, nor a tell sent with an
+    idempotency key (``Envelope.remember_after_ack``) whose id was acked
+    within the factory's ``dedupe_window``; at most ``capacity`` unacked
     messages per actor on disk.
 
     ``put`` returns once the message is committed. ``offer`` and
@@ -177,12 +179,15 @@ class SqliteMailbox:
         was enqueued; cancelled while waiting for the commit, the message is
         withdrawn if its batch had not started, and committed without the
         caller otherwise. A re-sent envelope (same id) that this mailbox
-        still holds returns at once, enqueuing nothing.
+        still holds returns at once, enqueuing nothing; one that the
+        database holds, or a keyed tell acked within the ``dedupe_window``,
+        is dropped at the commit, and ``put`` returns as for a write.
 
         Raises:
             MailboxClosed: the mailbox was closed before or while waiting for room.
             MailboxUnavailable: the commit failed (the message is not on disk), or
-                the database was closed before it was written.
+                the database was closed before it was written. A process killed
+                while waiting does not know: re-send with the same idempotency key.
             MailboxCorrupted: the database was found corrupt, before or while waiting.
             InvalidMessage: the body cannot be msgpack-encoded, or its envelope
                 holds a value sqlite cannot store (text with lone surrogates, an
@@ -228,7 +233,10 @@ class SqliteMailbox:
         """The consumer is done with ``envelope``: delete it in the next commit.
 
         Frees its slot at once (a waiting sender is let in). Acking an
-        envelope this mailbox did not hand out does nothing.
+        envelope this mailbox did not hand out does nothing. The id of a
+        tell sent with an idempotency key is kept (table
+        ``greenroom_mailbox_acked``) for the factory's ``dedupe_window``, so
+        a re-send of it is dropped.
         """
         if self._out.pop(envelope.id, None) is None:
             return
@@ -236,6 +244,8 @@ class SqliteMailbox:
         self._slot.count -= 1
         writer = self._writer
         writer.acks.append((envelope.id,))
+        if envelope.causation_id == envelope.id:  # a keyed tell: remember_after_ack
+            writer.remembered.append((envelope.id, self.name, time.time()))
         writer.wake()
         if self._putters:
             self._putters.wake()

@@ -90,15 +90,17 @@ def message_row(actor: str, envelope: Envelope, data: bytes, owner: int | None) 
         envelope.created_at,
         envelope.deadline,
         data,
+        envelope.causation_id,
         owner,
     )
 
 
 def envelope_from_row(actor: str, row: Sequence[Any], body: object) -> Envelope:
-    """An envelope from a ``FETCH`` row ``(seq, id, sender, ..., body)`` and its decoded body."""
-    _, ident, sender, reply_to, correlation_id, trace_id, parent, attempt, created, deadline, _ = (
-        row
-    )
+    """An envelope from a ``FETCH`` row ``(seq, id, sender, ..., body, causation_id)``
+    and its decoded body."""
+    _, ident, sender, reply_to, correlation_id, trace_id, parent, attempt, created, deadline = row[
+        :10
+    ]
     return Envelope(
         id=ident,
         recipient=actor,
@@ -111,6 +113,7 @@ def envelope_from_row(actor: str, row: Sequence[Any], body: object) -> Envelope:
         attempt=attempt,
         created_at=created,
         deadline=deadline,
+        causation_id=row[11],
     )
 
 
@@ -265,7 +268,8 @@ def storable_envelope(actor: str, row: Sequence[Any]) -> Envelope:
             created,
             deadline,
             data,
-        ) = row
+        ) = row[:11]
+        causation = row[11] if len(row) > 11 else None
     except Exception:
         return Envelope(id=0, recipient=actor, body=b"", trace_id=0, created_at=0.0)
     return Envelope(
@@ -280,6 +284,7 @@ def storable_envelope(actor: str, row: Sequence[Any]) -> Envelope:
         attempt=attempt if is_int(attempt, 1, MAX_ATTEMPT) else 1,
         created_at=float(created) if is_time(created) else 0.0,
         deadline=float(deadline) if is_time(deadline) else None,
+        causation_id=causation if is_int(causation, 1, MAX_ID) else None,
     )
 
 
@@ -372,4 +377,5 @@ def _letter(
         real_or(envelope.created_at, 0.0),
         None if envelope.deadline is None else real_or(envelope.deadline, None),
         data,
+        opt_int(envelope.causation_id),
     )

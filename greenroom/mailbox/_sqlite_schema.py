@@ -15,6 +15,16 @@ Tables (one database holds the mailboxes of many actors):
   heartbeat (``expires_at``); a holder past it is presumed dead.
 * ``greenroom_mailbox_dead_letters``: the envelope's columns, the actor, the
   reason, the error's type, message and traceback, the attempts and the time.
+* ``greenroom_mailbox_acked`` (migration 2): the ids of acked *keyed tells*
+  (``Envelope.remember_after_ack``: sent with an idempotency key) and when
+  they were acked. A trigger drops the insert of such an envelope whose id
+  is here, so a re-send after the original was handled is deduped too;
+  rows older than the dedupe window are deleted by the lease ticker. A
+  redrive deletes its envelope's row here first (a person's redrive is
+  meant to deliver).
+
+Migration 2 also adds ``causation_id`` to the messages and the dead
+letters (``NULL`` in rows written before: an envelope serving its own id).
 """
 
 from __future__ import annotations
@@ -25,15 +35,18 @@ from greenroom._migrate import SchemaTooNew
 from greenroom._migrate import migrate as _migrate
 
 __all__ = [
+    "ACKED",
     "DEAD_LETTERS",
     "ENVELOPE_COLUMNS",
     "FETCH",
+    "FORGET_ACKED",
     "INSERT",
     "INSERT_LETTER",
     "LETTER_COLUMNS",
     "MESSAGES",
     "MIGRATIONS",
     "OWNERS",
+    "REMEMBER",
     "SCHEMA_TABLE",
     "SchemaTooNew",
     "migrate",
@@ -43,6 +56,7 @@ SCHEMA_TABLE = "greenroom_mailbox_schema"
 MESSAGES = "greenroom_mailbox_messages"
 OWNERS = "greenroom_mailbox_owners"
 DEAD_LETTERS = "greenroom_mailbox_dead_letters"
+ACKED = "greenroom_mailbox_acked"
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (
@@ -94,16 +108,33 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             f"CREATE INDEX {DEAD_LETTERS}_at ON {DEAD_LETTERS} (at)",
         ),
     ),
+    (
+        2,
+        (
+            f"ALTER TABLE {MESSAGES} ADD COLUMN causation_id INTEGER",
+            f"ALTER TABLE {DEAD_LETTERS} ADD COLUMN causation_id INTEGER",
+            f"""CREATE TABLE {ACKED} (
+                id INTEGER PRIMARY KEY,
+                actor TEXT NOT NULL,
+                at REAL NOT NULL
+            )""",
+            f"CREATE INDEX {ACKED}_at ON {ACKED} (at)",
+            f"""CREATE TRIGGER {ACKED}_dedupe BEFORE INSERT ON {MESSAGES}
+                WHEN NEW.causation_id = NEW.id
+                    AND EXISTS (SELECT 1 FROM {ACKED} WHERE id = NEW.id)
+                BEGIN SELECT RAISE(IGNORE); END""",
+        ),
+    ),
 )
 
 # The envelope's columns, in the order rows are built (see _sqlite_rows).
 ENVELOPE_COLUMNS = (
     "id, sender, reply_to, correlation_id, trace_id, parent_span_id, attempt, created_at, "
-    "deadline, body"
+    "deadline, body, causation_id"
 )
 INSERT = (
     f"INSERT OR IGNORE INTO {MESSAGES} (actor, {ENVELOPE_COLUMNS}, owner) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Lease the oldest free rows of one actor, in one statement (RETURNING order
 # is unspecified: the caller sorts by seq).
@@ -114,12 +145,15 @@ FETCH = (
 )
 LETTER_COLUMNS = (
     "actor, reason, error_type, error_message, traceback, attempts, at, envelope_id, sender, "
-    "reply_to, correlation_id, trace_id, parent_span_id, created_at, deadline, body"
+    "reply_to, correlation_id, trace_id, parent_span_id, created_at, deadline, body, causation_id"
 )
 INSERT_LETTER = (
     f"INSERT INTO {DEAD_LETTERS} ({LETTER_COLUMNS}) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# Keyed tells, remembered after their ack (see the module docstring).
+REMEMBER = f"INSERT OR REPLACE INTO {ACKED} (id, actor, at) VALUES (?, ?, ?)"
+FORGET_ACKED = f"DELETE FROM {ACKED} WHERE at < ?"
 
 
 async def migrate(db: aiosqlite.Connection) -> int:

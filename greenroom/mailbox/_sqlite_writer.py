@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 import anyio
 import anyio.abc
-from loguru import logger
 
 from greenroom._errors import ErrorInfo, InvalidMessage, MailboxClosed
 from greenroom.mailbox._deadletter import DeadLetter
@@ -51,6 +50,7 @@ from greenroom.mailbox._sqlite_failure import Stop, isolatable
 from greenroom.mailbox._sqlite_leases import Leases
 from greenroom.mailbox._sqlite_rows import letter_row, message_row
 from greenroom.mailbox._sqlite_slot import Chunk, Slot
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.mailbox._sqlite_mailbox import SqliteMailbox
@@ -64,10 +64,18 @@ class Writer:
     """The queues of changes and the task that commits them (see the module docstring)."""
 
     def __init__(
-        self, name: str, path: str, leases: Leases, batch: int, slots: dict[str, Slot]
+        self,
+        name: str,
+        path: str,
+        leases: Leases,
+        batch: int,
+        slots: dict[str, Slot],
+        *,
+        dedupe_window: float = 3600.0,
     ) -> None:
         self.name = name
         self.path = path
+        self.dedupe_window = dedupe_window
         self.leases = leases
         self.owner = leases.owner
         self.batch = batch
@@ -75,6 +83,7 @@ class Writer:
         self.db: aiosqlite.Connection | None = None
         self.chunks: deque[Chunk] = deque()
         self.acks: list[tuple[int]] = []
+        self.remembered: list[tuple[int, str, float]] = []  # acked keyed tells: id, actor, at
         self.attempts: list[tuple[int, int]] = []
         self.releases: list[tuple[int, int]] = []
         self.letters: list[tuple[Any, ...]] = []
@@ -159,6 +168,7 @@ class Writer:
         return bool(
             self.chunks
             or self.acks
+            or self.remembered
             or self.attempts
             or self.releases
             or self.letters
@@ -297,6 +307,7 @@ class Writer:
         batch.releases, self.releases = self.releases, []
         if self._split:
             return batch  # what needs no new pages: it gets through a full disk
+        batch.remembered, self.remembered = self.remembered, []
         batch.letters, self.letters = self.letters, []
         batch.tick, self.tick_due = self.tick_due, False
         wanted = batch.wanted = self.wanted
@@ -414,6 +425,7 @@ class Writer:
             error=error,
         )
         self.acks[:0] = batch.acks
+        self.remembered[:0] = batch.remembered
         self.attempts[:0] = batch.attempts
         self.releases[:0] = batch.releases
         self.letters[:0] = batch.letters

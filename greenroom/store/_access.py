@@ -9,7 +9,8 @@ An actor declares the scopes it uses as class attributes::
     async with gr.Runtime(extensions=[StoreAccess(store)]) as rt: ...
 
 When such an actor is spawned, :class:`StoreAccess` checks its declaration
-against the scopes (:class:`ContractViolation` refuses the spawn), and in a
+against the scopes, for the :class:`~greenroom.actors.Principal` the runtime
+bound to it (:class:`ContractViolation` refuses the spawn), and in a
 handler ``self.ctx.service(StoreView)`` is its contract-checked view: every
 access is checked before any I/O, writes are recorded with the actor's name
 and the trace id of the message being handled, and ``watch`` delivers
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from greenroom.store._contract import Principal, check_declaration
+from greenroom.store._contract import Principal, check_declaration, violation
 from greenroom.store._errors import InvalidScope
 from greenroom.store._protocol import Store
 from greenroom.store._scope import Scope
@@ -30,7 +31,7 @@ from greenroom.store._watch import StateChanged, Watch, WatchGap
 from greenroom.trace import current_span, format_id
 
 if TYPE_CHECKING:
-    from greenroom.actors import Actor, ActorContext, ActorRef
+    from greenroom.actors import ActorContext, ActorRef
 
 __all__ = ["ActorStoreView", "StoreAccess", "declared_scopes"]
 
@@ -118,34 +119,85 @@ class StoreAccess:
     """A runtime extension that gives actors contract-checked access to ``store``.
 
     Pass it as ``Runtime(extensions=[StoreAccess(store)])``. The store is not
-    closed by the runtime: the code that opened it closes it.
+    closed by the runtime: the code that opened it closes it. It keeps the
+    store to itself (no attribute returns it): actors reach it only through
+    their views.
+
+    One name is one scope: the first scope declared under a name (or one
+    passed in ``scopes``) is the scope of that name for this access, and an
+    actor declaring a different scope of the same name (say, one naming
+    itself as the owner) is refused at spawn. Pass the system's scopes in
+    ``scopes`` so that no actor can be first with an impostor.
+
+    Raises:
+        InvalidScope: ``scopes`` holds something that is not a Scope, or two
+            different scopes of one name.
     """
+
+    __slots__ = ("__store", "_scopes")
 
     service_type = ActorStoreView
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, *, scopes: Iterable[Scope[Any]] = ()) -> None:
+        self.__store = store
+        self._scopes: dict[str, Scope[Any]] = {}
+        for scope in scopes:
+            if not isinstance(scope, Scope):
+                raise InvalidScope(
+                    repr(scope), f"expected a Scope, got {type(scope).__name__}", "pass Scopes"
+                )
+            known = self._scopes.setdefault(scope.name, scope)
+            if known != scope:
+                raise InvalidScope(
+                    scope.name,
+                    f"two different scopes have this name: {known!r} and {scope!r}",
+                    "declare one Scope object per name and import it where it is used",
+                )
 
-    def check(self, actor_type: type[Actor], name: str) -> None:
+    def check(self, principal: Principal) -> None:
         """Refuse the spawn of an actor whose declaration its scopes do not allow.
 
         Raises:
-            ContractViolation: a declared write to a scope it does not own, or
-                a declared read of a scope that does not list it.
+            ContractViolation: a declared write to a scope it does not own, a
+                declared read of a scope that does not list it, or a scope
+                that differs from the one this access knows by that name.
             InvalidScope: ``reads`` or ``writes`` is not a tuple of scopes.
         """
-        reads, writes = declared_scopes(actor_type)
+        if principal.actor_type is None:
+            return
+        reads, writes = declared_scopes(principal.actor_type)
         if reads or writes:
-            check_declaration(
-                Principal(name=name, class_qualname=actor_type.__qualname__), reads, writes
-            )
+            check_declaration(principal, reads, writes)
+            self._pin(principal, reads, writes)
+
+    def _pin(
+        self, principal: Principal, reads: tuple[Scope[Any], ...], writes: tuple[Scope[Any], ...]
+    ) -> None:
+        for access, scopes in (("declare write", writes), ("declare read", reads)):
+            for scope in scopes:
+                known = self._scopes.setdefault(scope.name, scope)
+                if known is scope or known == scope:
+                    continue
+                raise violation(
+                    principal,
+                    scope.name,
+                    None,
+                    access,
+                    f"it declares {scope!r}, but this store's scope of that name is {known!r}",
+                    "declare the one Scope object of that name (import it where it is used)",
+                )
 
     def create(self, ctx: ActorContext) -> ActorStoreView:
-        """The view of one actor instance."""
-        actor_type = ctx.actor_type
-        reads, writes = declared_scopes(actor_type)
-        principal = Principal(name=ctx.name, class_qualname=actor_type.__qualname__)
-        return ActorStoreView(self.store, principal, reads, writes, ctx.ref)
+        """The view of one actor instance, for the principal the runtime bound to it.
+
+        Raises:
+            ContractViolation, InvalidScope: as :meth:`check` (the class's
+                declaration changed since the spawn).
+        """
+        principal = ctx.principal
+        reads, writes = declared_scopes(ctx.actor_type)
+        self._pin(principal, reads, writes)
+        return ActorStoreView(self.__store, principal, reads, writes, ctx.ref)
 
     async def release(self, service: object) -> None:
         """Close the watches of a stopped or restarted instance."""

@@ -1,47 +1,21 @@
-"""Principals and the read/write contract rules of scopes."""
+"""The read/write contract rules of scopes, checked against the principal the runtime bound.
+
+A principal (:class:`~greenroom.actors.Principal`) is who an actor is, as
+its runtime bound it at spawn; the rules compare it with a scope's owner and
+readers by class identity or by a name the application gave (see
+:class:`Scope`), never by a string the actor supplies.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-import msgspec
-from loguru import logger
-
+from greenroom.actors import Principal
 from greenroom.store._errors import ContractViolation
 from greenroom.store._scope import Scope
+from greenroom.trace._logging import logger
 
 __all__ = ["Principal", "check_declaration"]
-
-
-class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    """Who accesses the store: an actor's name and its class's ``__qualname__``.
-
-    A principal matches a scope's owner or reader entry when either its name
-    or its class qualname equals the entry, so scopes can name one actor or a
-    whole actor class.
-    """
-
-    name: str
-    class_qualname: str | None = None
-
-    def matches(self, entry: str) -> bool:
-        """Whether ``entry`` (an owner or reader of a scope) names this principal."""
-        return entry == self.name or (
-            self.class_qualname is not None and entry == self.class_qualname
-        )
-
-    def may_write(self, scope: Scope[object]) -> bool:
-        """Whether this principal owns ``scope``, the only way to write it."""
-        return self.matches(scope.owner)
-
-    def may_read(self, scope: Scope[object]) -> bool:
-        """Whether this principal owns or is a reader of ``scope``."""
-        return self.matches(scope.owner) or any(self.matches(r) for r in scope.readers)
-
-    def __str__(self) -> str:
-        if self.class_qualname is None or self.class_qualname == self.name:
-            return f"actor {self.name!r}"
-        return f"actor {self.name!r} ({self.class_qualname})"
 
 
 def violation(
@@ -96,23 +70,30 @@ def check_declaration(
                     f"two different scopes are named {scope.name!r}: {other!r} and {scope!r}",
                     "declare one Scope object per name and import it where it is used",
                 )
-            if access == "declare write" and not principal.may_write(scope):
+            if access == "declare write" and not scope.owned_by(principal):
                 raise violation(
                     principal,
                     scope.name,
                     None,
                     access,
-                    f"only its owner {scope.owner!r} may write it",
+                    f"only its owner {scope.owner!r} may write it"
+                    + _because(scope, principal, True),
                     "send the owner a message asking it to write, or move the write "
                     "to the owning actor",
                 )
-            if access == "declare read" and not principal.may_read(scope):
+            if access == "declare read" and not scope.readable_by(principal):
                 allowed = ", ".join(sorted({scope.owner, *scope.readers}))
                 raise violation(
                     principal,
                     scope.name,
                     None,
                     access,
-                    f"it is readable only by {allowed}",
-                    f"add {principal.name!r} (or its class) to the readers of {scope.name!r}",
+                    f"it is readable only by {allowed}{_because(scope, principal, False)}",
+                    f"add the class of {principal.name!r} to the readers of {scope.name!r} "
+                    "(or its name, if the application spawns it under that name)",
                 )
+
+
+def _because(scope: Scope[object], principal: Principal, write: bool) -> str:
+    reason = scope._why_not(principal, write=write)
+    return "" if reason is None else f" ({reason})"

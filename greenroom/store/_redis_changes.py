@@ -35,12 +35,11 @@ import uuid
 from collections import deque
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from loguru import logger
-
 from greenroom.store._errors import StoreUnavailable
 from greenroom.store._record import Tombstone, Versioned
 from greenroom.store._redis_scripts import changes_key, decode_change
 from greenroom.store._watch import StateChanged, WatchHub
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     import redis.asyncio

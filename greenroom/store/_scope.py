@@ -7,21 +7,14 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from greenroom.actors import Principal
+from greenroom.actors._principal import Entry
 from greenroom.store._errors import InvalidKey, InvalidScope
 
-__all__ = ["Scope", "check_key", "principal_name"]
+__all__ = ["Scope", "check_key"]
 
 T_co = TypeVar("T_co", covariant=True)
 _Class = type  # the parameter `type` of Scope.__init__ shadows the builtin
-
-
-def principal_name(entry: object) -> str:
-    """The string form of an owner or reader entry: a str as is, a class's ``__qualname__``."""
-    if isinstance(entry, str):
-        return entry
-    if isinstance(entry, type):
-        return entry.__qualname__
-    raise TypeError(type(entry).__name__)
 
 
 def _type_name(tp: object) -> str:
@@ -31,15 +24,24 @@ def _type_name(tp: object) -> str:
 class Scope(Generic[T_co]):
     """A named part of the store: a msgspec type, one owner, and its readers.
 
-    ``owner`` is the one actor that may write (and delete) the scope's keys,
-    given as an actor name, an actor class's ``__qualname__``, or the class
-    itself. ``readers`` lists who may read and watch, in the same forms; the
-    owner may always read. Values are validated against ``type`` on write and
-    decoded into it on read.
+    ``owner`` is the one actor that may write (and delete) the scope's keys.
+    ``readers`` lists who may read and watch; the owner may always read.
+    Each is given as:
 
-    Two scopes are equal when name, type, owner and readers are equal. A
-    scope is immutable; declare it once at module level beside the actors
-    that own and read it.
+    - an actor class (``owner=Writer``), or a string that is the name of an
+      actor class in the module declaring the scope (``owner="Writer"``,
+      looked up when actors are spawned, so the class may come later in the
+      module). It names exactly that class object: another class with the
+      same ``__qualname__``, or a subclass, is not the owner.
+    - any other string: an actor's name (``readers=["auditor"]``). It names
+      the actor the *application* spawned under that name, never one an
+      actor spawned (see :class:`~greenroom.actors.Principal`).
+
+    Values are validated against ``type`` on write and decoded into it on read.
+
+    Two scopes are equal when name, type, owner and readers are equal (a
+    class entry compares by the class it names). A scope is immutable;
+    declare it once at module level beside the actors that own and read it.
 
     Raises :class:`InvalidScope` when the name is empty, the type cannot be
     encoded by msgspec, the owner is missing or not a name or class, or
@@ -50,8 +52,8 @@ class Scope(Generic[T_co]):
 
     _name: str
     _type: type[T_co]
-    _owner: str
-    _readers: frozenset[str]
+    _owner: Entry
+    _readers: tuple[Entry, ...]
     _decoder: msgspec.msgpack.Decoder[T_co]
     _hash: int
 
@@ -88,7 +90,7 @@ class Scope(Generic[T_co]):
                 f"readers must be a list of actor names or classes, got {readers!r}",
                 f"pass readers=[{readers!r}]",
             )
-        reader_names: set[str] = set()
+        reader_entries: dict[str, Entry] = {}
         for reader in readers:
             if not isinstance(reader, str | _Class) or reader == "":
                 raise InvalidScope(
@@ -96,14 +98,15 @@ class Scope(Generic[T_co]):
                     f"a reader must be an actor name or actor class, got {reader!r}",
                     "list readers as names ('ctx_builder') or classes (ContextBuilder)",
                 )
-            reader_names.add(principal_name(reader))
+            entry = Entry.declared(reader)
+            reader_entries.setdefault(entry.text, entry)
         set_ = object.__setattr__
         set_(self, "_name", name)
         set_(self, "_type", type)
-        set_(self, "_owner", principal_name(owner))
-        set_(self, "_readers", frozenset(reader_names))
+        set_(self, "_owner", Entry.declared(owner))
+        set_(self, "_readers", tuple(reader_entries.values()))
         set_(self, "_decoder", decoder)
-        set_(self, "_hash", hash((name, self._owner, self._readers)))
+        set_(self, "_hash", hash(name))
 
     @property
     def name(self) -> str:
@@ -117,13 +120,30 @@ class Scope(Generic[T_co]):
 
     @property
     def owner(self) -> str:
-        """The one principal (actor name or class qualname) that may write."""
-        return self._owner
+        """The owner as written: an actor name, or an actor class's ``__qualname__``."""
+        return self._owner.text
 
     @property
     def readers(self) -> frozenset[str]:
-        """The principals (actor names or class qualnames) that may read, besides the owner."""
-        return self._readers
+        """The readers besides the owner, as written (actor names or class qualnames)."""
+        return frozenset(entry.text for entry in self._readers)
+
+    def owned_by(self, principal: Principal) -> bool:
+        """Whether ``principal`` is the scope's owner, the only one that may write it."""
+        return self._owner.matches(principal)
+
+    def readable_by(self, principal: Principal) -> bool:
+        """Whether ``principal`` is the owner or one of the readers."""
+        return self._owner.matches(principal) or any(r.matches(principal) for r in self._readers)
+
+    def _why_not(self, principal: Principal, *, write: bool) -> str | None:
+        """Why an entry that looks like ``principal`` does not name it (for error messages)."""
+        entries = (self._owner,) if write else (self._owner, *self._readers)
+        for entry in entries:
+            reason = entry.why_not(principal)
+            if reason is not None:
+                return reason
+        return None
 
     @property
     def type_name(self) -> str:
@@ -144,18 +164,16 @@ class Scope(Generic[T_co]):
         return (
             self._name == other._name
             and self._type == other._type
-            and self._owner == other._owner
-            and self._readers == other._readers
+            and self._owner.key() == other._owner.key()
+            and {r.key() for r in self._readers} == {r.key() for r in other._readers}
         )
 
     def __hash__(self) -> int:
         return self._hash
 
     def __repr__(self) -> str:
-        readers = ", ".join(sorted(self._readers))
-        return (
-            f"Scope({self._name!r}, {self.type_name}, owner={self._owner!r}, readers=[{readers}])"
-        )
+        readers = ", ".join(sorted(self.readers))
+        return f"Scope({self._name!r}, {self.type_name}, owner={self.owner!r}, readers=[{readers}])"
 
 
 def check_key(scope: Scope[object], key: object) -> str:

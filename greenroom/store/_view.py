@@ -45,15 +45,21 @@ class StoreView:
     read what it writes); writes and deletes need it declared in ``writes``.
     A refused access raises :class:`ContractViolation`, logged with actor,
     scope and key, and nothing is read or written. Writes are recorded with
-    the actor's name and the trace id ``trace_id()`` returns at the time of
-    the call.
+    the principal's name as ``updated_by`` (never a writer the caller
+    names) and the trace id ``trace_id()`` returns at the time of the call.
+
+    The view is the only way to the store it gives: no attribute or method
+    of it returns the store behind it, so an actor holding its view cannot
+    step around the contract (see the trust model in :mod:`greenroom.store`).
 
     Constructing a view checks the declaration itself (see
     :func:`check_declaration`) and raises :class:`ContractViolation` if the
     scopes do not allow it.
     """
 
-    __slots__ = ("_principal", "_readable", "_store", "_trace_id", "_writable")
+    # No __dict__, and the store under a mangled name that is no API: the
+    # view offers no route to the store that skips its checks.
+    __slots__ = ("__store", "_principal", "_readable", "_trace_id", "_writable")
 
     def __init__(
         self,
@@ -65,7 +71,7 @@ class StoreView:
     ) -> None:
         reads, writes = tuple(reads), tuple(writes)
         check_declaration(principal, reads, writes)
-        self._store = store
+        self.__store = store
         self._principal = principal
         self._writable = {scope.name: scope for scope in writes}
         self._readable = {scope.name: scope for scope in reads} | self._writable
@@ -73,20 +79,15 @@ class StoreView:
 
     @property
     def principal(self) -> Principal:
-        """The actor this view belongs to."""
+        """The actor this view belongs to, as its runtime bound it."""
         return self._principal
-
-    @property
-    def store(self) -> Store:
-        """The store behind the view (no contract checks: for the runtime, not actors)."""
-        return self._store
 
     def _refuse(self, scope: str, key: str | None, access: str, reason: str) -> ContractViolation:
         writing = access in ("write", "delete")
         fix = (
             f"declare the scope in the actor's {'writes' if writing else 'reads'}; the scope "
-            f"must name {self._principal.name!r} (or its class) as "
-            f"{'its owner' if writing else 'its owner or a reader'}"
+            f"must name the class of {self._principal.name!r} (or its name, if the application "
+            f"spawns it under that name) as {'its owner' if writing else 'its owner or a reader'}"
         )
         return violation(self._principal, scope, key, access, reason, fix)
 
@@ -123,7 +124,7 @@ class StoreView:
         """
         self._check(self._readable, scope, key, "read")
         with _span("read", scope, key) as span:
-            record = await self._store.read(scope, key)
+            record = await self.__store.read(scope, key)
             if span is not None:
                 span.attributes["greenroom.version"] = 0 if record is None else record.version
         if read_set is not None:
@@ -153,7 +154,7 @@ class StoreView:
         :meth:`Store.scan` raises.
         """
         self._check(self._readable, scope, None, "read")
-        found = await self._store.scan(scope, prefix, limit=limit)
+        found = await self.__store.scan(scope, prefix, limit=limit)
         if read_set is not None:
             for key, record in found:
                 read_set.add(scope.name, key, record.version)
@@ -169,7 +170,7 @@ class StoreView:
         """
         self._check(self._writable, scope, key, "write")
         with _span("write", scope, key) as span:
-            record = await self._store.write(
+            record = await self.__store.write(
                 scope,
                 key,
                 value,
@@ -190,7 +191,7 @@ class StoreView:
         """
         self._check(self._writable, scope, key, "delete")
         with _span("delete", scope, key):
-            return await self._store.delete(
+            return await self.__store.delete(
                 scope,
                 key,
                 expected=expected,
@@ -212,7 +213,7 @@ class StoreView:
         Raises :class:`ContractViolation`, and what :meth:`Store.watch` raises.
         """
         self._check(self._readable, scope, key, "watch")
-        return await self._store.watch(scope, key=key, prefix=prefix, sink=sink, since=since)
+        return await self.__store.watch(scope, key=key, prefix=prefix, sink=sink, since=since)
 
     async def check_fresh(self, reads: ReadSet | Iterable[ReadEntry]) -> tuple[ReadEntry, ...]:
         """The stale entries of ``reads``; see :meth:`Store.check_fresh`.
@@ -228,9 +229,9 @@ class StoreView:
                 )
         tracer = current_tracer.get()
         if tracer is None:
-            return await self._store.check_fresh(entries)
+            return await self.__store.check_fresh(entries)
         counted: dict[str, object] = {"greenroom.reads": len(entries)}
         with tracer.span("store", "check_fresh", attributes=counted) as span:
-            stale = await self._store.check_fresh(entries)
+            stale = await self.__store.check_fresh(entries)
             span.attributes["greenroom.stale"] = [f"{e.scope}/{e.key}@{e.version}" for e in stale]
         return stale

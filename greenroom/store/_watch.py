@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import anyio.lowlevel
-from loguru import logger
 
 from greenroom.store._record import Tombstone, Versioned
 from greenroom.store._watch_messages import GapReason, Sink, StateChanged, WatchGap
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.store._scope import Scope

@@ -25,9 +25,11 @@ the current directory is importable. Without ``--trace``, the ``--limit``
 (20) most recent traces are used.
 
 A progress bar goes to stderr when stderr is a terminal, or with
-``--progress``. Exit status: 0 done, whether or not decisions differ;
-1 with ``--fail-on-diff`` when a step differs; 2 bad input (a missing
-database, a bad id or decider); 3 the database failed.
+``--progress``. The trace database is opened read-only and must be a trace
+store. Exit status: 0 done, whether or not decisions differ; 1 with
+``--fail-on-diff`` when a step differs; 2 bad input (a missing or foreign
+database, a bad id or decider); 3 the database failed; 4 internal error.
+Recorded text printed is escaped (see :mod:`greenroom.trace._terminal`).
 """
 
 from __future__ import annotations
@@ -45,8 +47,19 @@ import msgspec
 
 from greenroom._errors import UsageError
 from greenroom.decide import Context, Decider
-from greenroom.testing._recorded import RecordedStep, decision_steps, plain, resolve_trace, show
-from greenroom.trace import SqliteTraceStore, TraceStoreUnavailable, format_id
+from greenroom.testing._recorded import RecordedStep, decision_steps, plain, show
+from greenroom.trace import format_id
+from greenroom.trace._command import (
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    count_arg,
+    guarded,
+    say,
+    say_json,
+    seconds_arg,
+    text_arg,
+)
+from greenroom.trace._reader import TraceReader
 
 __all__ = [
     "EvalReport",
@@ -59,7 +72,7 @@ __all__ = [
     "same_decisions",
 ]
 
-EXIT_OK, EXIT_DIFFERENT, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+EXIT_DIFFERENT = EXIT_NOT_FOUND  # 1: --fail-on-diff and a step differs
 DEFAULT_DB = "greenroom-traces.db"
 
 
@@ -201,8 +214,10 @@ def load_decider(path: str) -> Decider:
         found: object = importlib.import_module(module_name)
         for part in attribute.split("."):
             found = getattr(found, part)
-    except (ImportError, AttributeError) as error:
-        raise UsageError(f"cannot load the decider {path!r}: {error}; check the path") from error
+    except Exception as error:  # importing user code may raise anything
+        raise UsageError(
+            f"cannot load the decider {path!r}: {type(error).__name__}: {error}; check the path"
+        ) from error
     if not isinstance(found, Decider) or isinstance(found, type):
         if not callable(found):
             raise UsageError(f"{path!r} is a {type(found).__name__}, not a Decider or a factory")
@@ -246,12 +261,23 @@ def add_eval_commands(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.set_defaults(run=run_eval_command)
     parser.add_argument("--db", default=default_db, help=f"the trace database ({default_db})")
-    parser.add_argument("--decider", required=True, help="module:attribute of a Decider/factory")
     parser.add_argument(
-        "--trace", action="append", default=[], metavar="ID", help="a trace id (repeatable)"
+        "--decider", required=True, type=text_arg, help="module:attribute of a Decider/factory"
     )
-    parser.add_argument("--limit", type=int, default=20, help="without --trace: recent traces (20)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per decision (60)")
+    parser.add_argument(
+        "--trace",
+        action="append",
+        default=[],
+        metavar="ID",
+        type=text_arg,
+        help="a trace id (repeatable)",
+    )
+    parser.add_argument(
+        "--limit", type=count_arg, default=20, help="without --trace: recent traces (20)"
+    )
+    parser.add_argument(
+        "--timeout", type=seconds_arg, default=60.0, help="seconds per decision (60)"
+    )
     parser.add_argument("--json", action="store_true", help="the report as one JSON object")
     parser.add_argument("--progress", action="store_true", help="a progress bar, also off a tty")
     parser.add_argument("--fail-on-diff", action="store_true", help="exit 1 when a step differs")
@@ -259,34 +285,42 @@ def add_eval_commands(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
-    """Run a parsed ``eval`` command; print errors to stderr; return the exit status."""
-    try:
-        if not os.path.isfile(args.db):
-            raise UsageError(f"no trace database at {args.db}; pass --db PATH")
-        if args.limit < 0 or not args.timeout > 0:
-            raise UsageError("--limit is >= 0 and --timeout is > 0 seconds")
-        decider = load_decider(args.decider)
-        report: EvalReport = anyio.run(_run, args, decider, backend="asyncio")
-    except UsageError as error:
-        print(f"greenroom: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except (TraceStoreUnavailable, OSError) as error:
-        print(f"greenroom: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    """Run a parsed ``eval`` command; errors become one line on stderr; the exit status.
+
+    See :func:`greenroom.trace._command.guarded` for how errors map to statuses.
+    """
+    return guarded(lambda: _command(args))
+
+
+def _command(args: argparse.Namespace) -> int:
+    if args.limit < 0 or not args.timeout > 0:
+        raise UsageError("--limit is >= 0 and --timeout is > 0 seconds")
+    report: EvalReport = anyio.run(_run, args, backend="asyncio")
     if args.json:
-        print(msgspec.json.encode(report).decode())
+        say_json(report)
     else:
         _print_report(report)
     return EXIT_DIFFERENT if args.fail_on_diff and report.differ else EXIT_OK
 
 
-async def _run(args: argparse.Namespace, decider: Decider) -> EvalReport:
-    async with SqliteTraceStore(args.db, retention_seconds=None, max_spans=None) as store:
+async def _resolve(reader: TraceReader, trace: str) -> int:
+    found = await reader.find_trace(trace)
+    if len(found) != 1:
+        problem = "no trace" if not found else "more than one trace"
+        raise UsageError(
+            f"{problem} in {reader.path} has the id {trace!r}; `greenroom trace ls` lists them"
+        )
+    return found[0]
+
+
+async def _run(args: argparse.Namespace) -> EvalReport:
+    async with TraceReader(args.db) as reader:  # the database is checked first
+        decider = load_decider(args.decider)
         if args.trace:
-            trace_ids = [await resolve_trace(store, t) for t in args.trace]
+            trace_ids = [await _resolve(reader, t) for t in args.trace]
         else:
-            trace_ids = [t.trace_id for t in await store.recent_traces(args.limit)]
-        steps = [s for t in trace_ids for s in decision_steps(await store.spans(t))]
+            trace_ids = [t.trace_id for t in await reader.recent_traces(args.limit)]
+        steps = [s for t in trace_ids for s in decision_steps(await reader.spans(t))]
     show_progress = args.progress or sys.stderr.isatty()
     progress = _Progress(sys.stderr) if show_progress and steps else None
     report = await evaluate(steps, decider, timeout=args.timeout, on_step=progress)
@@ -312,17 +346,17 @@ def _decisions_text(decisions: Sequence[object] | None) -> str:
 
 def _print_report(report: EvalReport) -> None:
     share = f" ({100 * report.matched // max(1, report.steps - report.skipped)}%)"
-    print(f"eval: {report.decider!r} on {report.steps} decision steps of {report.traces} traces")
-    print(
+    say(f"eval: {report.decider!r} on {report.steps} decision steps of {report.traces} traces")
+    say(
         f"{report.matched} of {report.steps - report.skipped} decisions match{share}; "
         f"{report.differ} differ; {report.skipped} skipped"
     )
     rows = report.differences
     if not rows:
         return
-    print()
-    print(f"{'TRACE':16}  {'STEP':>4}  {'ACTOR':12}  {'RECORDED':50}  NEW")
+    say()
+    say(f"{'TRACE':16}  {'STEP':>4}  {'ACTOR':12}  {'RECORDED':50}  NEW")
     for o in rows:
         new = _decisions_text(o.new) if o.status == "differ" else f"error: {o.error}"
         actor = (o.actor or "-")[:12]
-        print(f"{o.trace_id}  {o.step:>4}  {actor:12}  {_decisions_text(o.recorded):50}  {new}")
+        say(f"{o.trace_id}  {o.step:>4}  {actor:12}  {_decisions_text(o.recorded):50}  {new}")

@@ -13,6 +13,30 @@ Calls that need a person's approval are parked by an :class:`ApprovalGate`
 :class:`Ledger` interceptor records an intent and a receipt of every
 non-pure call, so a redelivered message never runs a side effect twice by
 accident.
+
+The trust model (in one process)
+--------------------------------
+What the runtime enforces: every call through a :class:`ToolBox` is checked
+against the grant it runs under (granted, not expired, within its narrowing
+and budget) before the tool runs. Grants are keyed by an actor class or an
+actor name and go to the :class:`~greenroom.actors.Principal` the runtime
+bound at spawn: a class key names exactly that class object (a string key
+is looked up in the module that builds the :class:`ToolAccess`), so another
+class with the same ``__qualname__`` gets nothing; a name key counts only
+for an actor the application spawned under that name, never one an actor
+spawned (``ctx.spawn``, ``ctx.runtime.spawn``, a ``SupervisorRef``, a task it
+started). A delegated grant only narrows, and lives only as long as its
+holder instance.
+
+What Python cannot stop: code in the same process can import a tool and
+call it directly, reach private attributes or walk ``gc``, use ``ctypes``,
+or monkeypatch greenroom. An actor also has ``ctx.runtime``, the
+application's runtime: through ``ctx.runtime.extensions`` it reaches the
+:class:`ToolAccess`, its registry, and the store of a :class:`Ledger` or
+:class:`ApprovalGate`. The checks keep honest code within its grants; they
+do not contain hostile code.
+Run untrusted code in another process that holds no tools or credentials,
+and let it ask an actor that does, by message.
 """
 
 from greenroom.tools._access import ToolAccess

@@ -4,16 +4,19 @@
 
     registry = ToolRegistry([add, Fetch(http)])
     access = ToolAccess(registry, grants={
-        "Researcher": ["add", Grant("fetch", budget=20)],     # by class qualname
+        "Researcher": ["add", Grant("fetch", budget=20)],     # the class Researcher
         "auditor": [Grant("fetch", narrow={"host": ("audit.internal",)})],  # by name
     })
     async with gr.Runtime(extensions=[access]) as rt: ...
 
-When an actor is spawned, the grants that name it (by actor name or class
-``__qualname__``) are checked against the registry: granting a tool nobody
-registered, or narrowing a field its Input lacks, refuses the spawn with
-:class:`InvalidGrant`. In a handler, ``self.ctx.service(ToolBox)`` is the
-actor's tool box.
+A key names an actor class (the class, or its name in the module building
+the access: exactly that class object, not another of the same
+``__qualname__``) or an actor's name (only for an actor the application
+spawned under it, never one an actor spawned); see ``Principal``. When an
+actor is spawned, the grants that name its principal are checked against
+the registry: granting a tool nobody registered, or narrowing a field its
+Input lacks, refuses the spawn with :class:`InvalidGrant`. In a handler,
+``self.ctx.service(ToolBox)`` is the actor's tool box.
 
 Budgets and restarts, the rules:
 
@@ -34,16 +37,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from loguru import logger
-
 from greenroom.tools._call import Interceptor, ToolCall
 from greenroom.tools._errors import BudgetExhausted, InvalidGrant
-from greenroom.tools._grant import Delegation, Grant
+from greenroom.tools._grant import Delegation, Grant, GrantTable
 from greenroom.tools._registry import ToolRegistry
 from greenroom.tools._toolbox import ToolBox
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
-    from greenroom.actors import Actor, ActorContext
+    from greenroom.actors import ActorContext, Principal
     from greenroom.tools._approval import ApprovalGate
 
 __all__ = ["ToolAccess"]
@@ -75,8 +77,8 @@ class ToolAccess:
 
     Args:
         registry: the tools this access knows.
-        grants: per actor name or class ``__qualname__``, the grants it holds.
-            A bare tool name is ``Grant(name)``: any arguments, no limit.
+        grants: per actor class or actor name (see above), the grants it
+            holds. A bare tool name is ``Grant(name)``: any arguments, no limit.
         interceptors: wrap every granted, validated call (outermost first);
             see :class:`Interceptor`. A side-effect :class:`Ledger` goes last.
         approvals: the :class:`ApprovalGate` that parks the calls needing
@@ -88,7 +90,8 @@ class ToolAccess:
             (default ``time.time``).
 
     Raises:
-        InvalidGrant: a grant entry is not a Grant or a tool name.
+        InvalidGrant: a grant entry is not a Grant or a tool name, or a key
+            is not an actor class or name.
     """
 
     service_type = ToolBox
@@ -97,7 +100,7 @@ class ToolAccess:
         self,
         registry: ToolRegistry,
         *,
-        grants: Mapping[str, Iterable[Grant | str]] | None = None,
+        grants: Mapping[str | type, Iterable[Grant | str]] | None = None,
         interceptors: Sequence[Interceptor] = (),
         approvals: ApprovalGate | None = None,
         on_call: Callable[[ToolCall], None] | None = None,
@@ -108,26 +111,13 @@ class ToolAccess:
         self.approvals = approvals
         self.on_call = on_call
         self.clock = clock
-        self._grants: dict[str, tuple[Grant, ...]] = {}
-        for principal, entries in (grants or {}).items():
-            made: list[Grant] = []
-            for entry in entries:
-                if isinstance(entry, str):
-                    entry = Grant(entry)
-                if not isinstance(entry, Grant):
-                    raise InvalidGrant(
-                        repr(entry),
-                        f"a grant of {principal!r} is a {type(entry).__name__}",
-                        "grant Grant(...) objects or tool names",
-                    )
-                made.append(entry)
-            self._grants[principal] = tuple(made)
+        self._grants = GrantTable(grants)
         self._used: dict[tuple[str, str], int] = {}
         self._live: dict[int, LiveDelegation] = {}
 
     # -- the Extension protocol ------------------------------------------
 
-    def check(self, actor_type: type[Actor], name: str) -> None:
+    def check(self, principal: Principal) -> None:
         """Refuse the spawn of an actor whose grants the registry cannot honour.
 
         Raises:
@@ -138,14 +128,15 @@ class ToolAccess:
             InvalidTool: a registered tool's undo tool is missing.
         """
         self.registry.check()
-        for grant in self.configured(name, actor_type.__qualname__).values():
+        for grant in self.configured(principal).values():
             self.registry.check_grant(grant)
             tool = self.registry.get(grant.tool)
             needs = grant.requires_approval or (tool is not None and tool.requires_approval)
             if needs and self.approvals is None:
                 raise InvalidGrant(
                     grant.tool,
-                    f"calls of it by {name!r} require approval, and no approval gate is set",
+                    f"calls of it by {principal.name!r} require approval, and no approval gate "
+                    "is set",
                     "pass ToolAccess(approvals=ApprovalGate(store))",
                 )
 
@@ -161,24 +152,13 @@ class ToolAccess:
 
     # -- bookkeeping, for ToolBox ----------------------------------------
 
-    def configured(self, name: str, qualname: str) -> dict[str, Grant]:
-        """The configured grants of an actor, by tool.
+    def configured(self, principal: Principal) -> dict[str, Grant]:
+        """The configured grants of an actor, by tool, for the principal the runtime bound.
 
         Raises:
             InvalidGrant: two grants of one tool apply to the actor.
         """
-        found: dict[str, Grant] = {}
-        keys = (name,) if name == qualname else (name, qualname)
-        for key in keys:
-            for grant in self._grants.get(key, ()):
-                if grant.tool in found:
-                    raise InvalidGrant(
-                        grant.tool,
-                        f"actor {name!r} ({qualname}) holds two grants of it",
-                        "grant each tool once per actor, by name or by class",
-                    )
-                found[grant.tool] = grant
-        return found
+        return self._grants.of(principal)
 
     def charge_call(self, actor: str, tool: str, grant: Grant, delegation: int | None) -> None:
         """Spend one call of ``grant`` (and, for a delegation, of every grant above it).

@@ -19,15 +19,19 @@ A person (or another actor) sends the actor ``Approve(ticket=...)`` or
 rest of the chain (the interceptors, so the ledger too) and returns its
 Output, or raises :class:`ApprovalDenied` / :class:`ApprovalExpired` /
 :class:`TicketClosed`. The call runs as the step it was parked in, and the
-ticket remembers the message that settled it, so:
+ticket remembers the request that settled it (the causation of its
+``Approve``/``Deny``, see :class:`~greenroom.Envelope`), so:
 
 - a second ``Approve`` (or a ``Deny`` after an ``Approve``) gets
   :class:`TicketClosed` and runs nothing;
-- the same ``Approve`` redelivered after a crash runs the call again only
-  through the ledger, which answers from its receipt (or fails closed);
+- the same ``Approve`` redelivered after a crash, or forwarded again by a
+  router that was redelivered, or re-sent with the same idempotency key,
+  runs the call again only through the ledger, which answers from its
+  receipt (or fails closed);
 - an ``Approve`` after the deadline expires the ticket instead, even if its
   ``Expire`` has not arrived yet;
-- a redelivery of the message that parked the call meets its ticket
+- a redelivery of the request that parked the call (tickets are keyed by
+  the step key, ``actor/request/step``, so a re-forward of it too) meets its ticket
   again: :class:`ApprovalPending` while pending, the recorded Output once
   done, the refusal once denied or expired. Nothing is parked twice.
 
@@ -47,7 +51,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from loguru import logger
 
 from greenroom._errors import ErrorInfo, UsageError
 from greenroom.store import Scope, Store, Tombstone, VersionConflict, Versioned
@@ -71,6 +74,7 @@ from greenroom.tools._ticket import (
     TicketState,
 )
 from greenroom.trace import current_span, format_id, new_id
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.tools._toolbox import ToolBox
@@ -206,7 +210,9 @@ class ApprovalGate:
     async def resolve_named(self, box: ToolBox, msg: TicketMessage) -> tuple[str, msgspec.Struct]:
         """:meth:`resolve`, with the name of the tool that ran."""
         envelope = box._ctx.envelope
-        settler = None if envelope is None else envelope.id
+        # The request, not the envelope: an Approve forwarded again (its
+        # router was redelivered) is the same settling message.
+        settler = None if envelope is None else envelope.causation
         found = await self.store.read(self.scope, msg.ticket)
         if not isinstance(found, Versioned) or found.value.actor != box.name:
             raise UnknownTicket(box.name, msg.ticket)

@@ -21,19 +21,23 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import msgspec
-from loguru import logger
 
 from greenroom._errors import ErrorInfo, GreenroomError
 from greenroom.tools._effect import Effect
 from greenroom.tools._effect_errors import ApprovalPending
 from greenroom.tools._errors import ToolInputError, ToolRefused
 from greenroom.tools._grant import Grant
+from greenroom.trace._logging import logger
 
 __all__ = ["Interceptor", "Invocation", "Proceed", "ToolCall", "emit", "log_failure", "step_key"]
 
 
 def step_key(actor: str, message_id: int | None, step: int, call_id: int) -> str:
-    """The key of one step: ``actor/message/step``, the same on every redelivery.
+    """The key of one step: ``actor/request/step``, the same on every redelivery.
+
+    ``message_id`` is the request's causation id (``Envelope.causation``), so
+    a request forwarded again under a new envelope (its forwarder was
+    redelivered) names the same steps.
 
     A call made outside a handler (no message) has no step to repeat; its key
     is ``actor/call-<call_id>``. The side-effect ledger and the approval gate
@@ -56,11 +60,14 @@ class Invocation(msgspec.Struct, frozen=True, kw_only=True):
         delegation: the delegation id when the grant was delegated, else ``None``.
         input: the validated Input.
         input_hash: sha256 hex digest of the Input's JSON encoding.
-        message_id: the id of the envelope being handled, ``None`` outside a handler.
+        message_id: the request the call serves: the causation of the
+            envelope being handled (``Envelope.causation``: its own id, or
+            the original's when it was forwarded, or the id derived from
+            its idempotency key), ``None`` outside a handler.
         attempt: that envelope's delivery attempt (1 on first delivery).
         step: the index of this call among the tool calls made while handling
-            that envelope (0 for the first), so a redelivered message names
-            the same steps again.
+            that envelope (0 for the first), so a redelivered message, or the
+            same request forwarded again, names the same steps again.
         trace_id: the trace being worked for (16 hex digits), or ``None``.
         output_type: the tool's Output class (to decode a recorded receipt).
         requires_approval: whether the tool or the grant requires approval.
@@ -125,8 +132,8 @@ class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
         ran: whether the call reached past the interceptors' entry (the
             budget was spent); ``False`` for every refusal and input error.
         trace_id: the trace it belongs to, or ``None``.
-        message_id: the message the call was made for (a resumed call: the
-            message it was parked in), ``None`` outside a handler.
+        message_id: the request the call was made for, as ``Invocation.message_id``
+            (a resumed call: the request it was parked in), ``None`` outside a handler.
         step: its step within that message, ``None`` when it was refused
             before it got one.
         ticket: the approval ticket it was parked as or resumed from.

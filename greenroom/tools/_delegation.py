@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from loguru import logger
-
 from greenroom.tools._errors import GrantExpired, GrantRevoked, ToolRefused
 from greenroom.tools._grant import Delegation, Grant
 from greenroom.trace import new_id
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.actors import ActorRef

@@ -116,10 +116,11 @@ class UnknownTicket(ApprovalError):
 
 
 class LedgerError(ToolError, NotRetryable):
-    """The side-effect ledger refuses to run step ``step`` of message ``message_id``.
+    """The side-effect ledger refuses to run step ``step`` of request ``message_id``.
 
     Not retryable: the message is dead-lettered at once, for a person to
-    decide. ``key`` is the ledger key (``actor/message/step``).
+    decide. ``message_id`` is the request's causation id
+    (``Envelope.causation``); ``key`` is the ledger key (``actor/request/step``).
     """
 
     def __init__(

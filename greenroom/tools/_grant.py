@@ -16,19 +16,26 @@ is how many calls may reach the tool; ``None`` means no limit.
 approves it (see ``ApprovalGate``), whether or not the tool itself asks for it.
 
 :meth:`Grant.narrowed` derives a grant for delegation; it can only narrow.
+
+Who holds a grant is said by the key it is configured under in
+``ToolAccess(grants={key: [...]})``, checked against the principal the
+runtime bound to the actor at spawn (see :class:`GrantTable`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeAlias
 
 import msgspec
 
+from greenroom.actors import Principal
+from greenroom.actors._principal import Entry
 from greenroom.tools._errors import GrantWidened, InvalidGrant
+from greenroom.trace._logging import logger
 
-__all__ = ["Delegation", "Grant", "Scalar"]
+__all__ = ["Delegation", "Grant", "GrantTable", "Scalar"]
 
 Scalar: TypeAlias = str | int | float | bool | None
 """A value a narrowed grant can allow: a JSON scalar."""
@@ -220,3 +227,74 @@ class Delegation(msgspec.Struct, frozen=True, kw_only=True):
     grant: Grant
     issuer: str
     holder: str
+
+
+class GrantTable:
+    """The configured grants of a ``ToolAccess``, by who holds them. Internal to greenroom.
+
+    A key is an actor class, or a string: the name of an actor class in the
+    module that builds the ``ToolAccess`` (``"Researcher"``; it names
+    exactly that class object, not another class of the same
+    ``__qualname__``), or else an actor's name (``"auditor"``), which counts
+    only for an actor the application spawned under that name (see
+    :class:`~greenroom.actors.Principal`). A bare tool name is ``Grant(name)``.
+
+    Raises:
+        InvalidGrant: a key is not a class or a non-empty str, or an entry is
+            not a Grant or a tool name.
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, grants: Mapping[str | type, Iterable[Grant | str]] | None) -> None:
+        self._entries: list[tuple[Entry, tuple[Grant, ...]]] = []
+        for holder, entries in (grants or {}).items():
+            if not isinstance(holder, str | type) or holder == "":
+                raise InvalidGrant(
+                    repr(holder),
+                    f"grants are keyed by an actor class or name, got {holder!r}",
+                    'key them like grants={Researcher: [...], "auditor": [...]}',
+                )
+            made: list[Grant] = []
+            for entry in entries:
+                if isinstance(entry, str):
+                    entry = Grant(entry)
+                if not isinstance(entry, Grant):
+                    raise InvalidGrant(
+                        repr(entry),
+                        f"a grant of {holder!r} is a {type(entry).__name__}",
+                        "grant Grant(...) objects or tool names",
+                    )
+                made.append(entry)
+            self._entries.append((Entry.declared(holder), tuple(made)))
+
+    def of(self, principal: Principal) -> dict[str, Grant]:
+        """The grants that apply to ``principal``, by tool.
+
+        A key that looks like the principal but does not name it (a class of
+        the same ``__qualname__``, a name an actor gave) is logged as a
+        warning, with why.
+
+        Raises:
+            InvalidGrant: two grants of one tool apply to the principal.
+        """
+        found: dict[str, Grant] = {}
+        for entry, grants in self._entries:
+            if not entry.matches(principal):
+                reason = entry.why_not(principal)
+                if reason is not None:
+                    logger.bind(
+                        actor=principal.name, key=entry.text, event="tools.grant_not_applied"
+                    ).warning(
+                        "grants under {!r} do not apply to {}: {}", entry.text, principal, reason
+                    )
+                continue
+            for grant in grants:
+                if grant.tool in found:
+                    raise InvalidGrant(
+                        grant.tool,
+                        f"{principal} holds two grants of it",
+                        "grant each tool once per actor, by name or by class",
+                    )
+                found[grant.tool] = grant
+        return found

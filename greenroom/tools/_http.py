@@ -1,21 +1,32 @@
-"""HttpClient: one shared httpx client for HTTP tools: timeouts, a size limit, a host allowlist.
+"""HttpClient: one shared httpx client for HTTP tools: timeouts, a size limit, an allowlist.
 
 Guarantees, for every request:
 
-- The host of the URL is on the allowlist, checked before anything is sent,
-  and again for every redirect, which the client follows itself: a redirect
-  to a host not allowed raises :class:`HostNotAllowed` and that host receives
-  nothing.
+- The origin of the URL (scheme, host and effective port) is on the
+  allowlist, matched exactly (see ``_allowlist`` for the forms of an entry:
+  ``"host"`` is ports 443 (https) and 80 (http) only, ``"host:8080"`` that
+  port with either scheme, ``"https://host:8443"`` exactly that). It is
+  checked before anything is sent, and again for every redirect, which the
+  client follows itself: a redirect to an origin not allowed raises
+  :class:`HostNotAllowed` and that origin receives nothing.
+- A URL with userinfo (``http://user:pass@host/``, ``http://allowed@evil/``)
+  is refused (:class:`InvalidUrl`; a redirect to one is a
+  :class:`BadResponse`): credentials are never taken from a URL.
 - The body is read as a stream and reading stops at ``max_response_bytes``
   (:class:`ResponseTooLarge`); a ``Content-Length`` over the limit is refused
   before any of the body is read. The limit applies to the decoded body.
 - Per-phase timeouts (connect, read, write, pool) and a ``total`` deadline
   over the whole request, redirects and body included.
-- No credential appears in an error or a log record: URLs are shown as
-  scheme, host, port and path only, and headers are never shown. Secret
-  headers are given per host (``credentials``) and sent only to that host;
-  ``Authorization`` and ``Cookie`` given with a request are dropped when a
-  redirect leaves the origin.
+- Credentials (secret headers per allowlist entry, ``credentials=``) are sent
+  to exactly the origins their entry names, and to no other hop of a
+  redirect chain: a redirect to another allowed origin does not carry the
+  first one's. ``Authorization`` and ``Cookie`` given with a request are
+  dropped when a redirect leaves the origin.
+- No credential is written anywhere: every credential value (and the token
+  after ``Bearer``/``Basic``, and a Basic password) is registered with the
+  redactor when the client is made, so a server that echoes one back in a
+  body or a header has it cut out of traces, logs, exports and dead letters.
+  Errors show URLs as scheme, host, port and path only, and never headers.
 - httpx errors are translated into :class:`HttpError` subclasses, chained
   with ``from``.
 
@@ -27,6 +38,8 @@ Use it as an async context manager; the code that opens it closes it::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -38,6 +51,7 @@ import httpx
 import msgspec
 
 from greenroom._errors import InvalidSpec
+from greenroom.tools._allowlist import Allowlist, Origin, entry_origins, origin_of, origin_text
 from greenroom.tools._errors import (
     BadResponse,
     HostNotAllowed,
@@ -48,6 +62,7 @@ from greenroom.tools._errors import (
     ResponseTooLarge,
     TooManyRedirects,
 )
+from greenroom.trace import register_secret
 
 __all__ = ["HttpClient", "HttpResponse", "HttpTimeouts", "redact_url"]
 
@@ -126,39 +141,74 @@ def redact_url(url: httpx.URL | str) -> str:
         text = url
         try:
             url = httpx.URL(text)
-        except (httpx.InvalidURL, TypeError):
+        except (httpx.InvalidURL, TypeError, ValueError):
             return _USERINFO.sub("//", text.split("?", 1)[0].split("#", 1)[0])[:200]
     port = f":{url.port}" if url.port is not None else ""
-    host = f"[{url.host}]" if ":" in url.host else url.host
+    shown = _shown_host(url)
+    host = f"[{shown}]" if ":" in shown else shown
     return f"{url.scheme}://{host}{port}{url.path}"
 
 
 def _host_port(url: httpx.URL) -> str:
-    return url.host if url.port is None else f"{url.host}:{url.port}"
+    origin = origin_of(url)
+    if origin is not None:
+        return origin_text(origin)
+    host = _shown_host(url)
+    return host if url.port is None else f"{host}:{url.port}"
 
 
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    return (url.scheme, url.host, url.port)
+def _shown_host(url: httpx.URL) -> str:
+    # httpx decodes IDNA lazily: .host raises for an invalid A-label ("xn--zz").
+    try:
+        return url.host
+    except ValueError:
+        return url.raw_host.decode("ascii", errors="replace")
+
+
+def _register_credential(value: str) -> None:
+    """Make a credential header's value, and the parts a server may echo, known secrets."""
+    register_secret(value)
+    scheme, _, token = value.strip().partition(" ")
+    token = token.strip()
+    if not token:
+        return
+    register_secret(token)
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(token, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return
+        register_secret(decoded)
+        register_secret(decoded.partition(":")[2])
 
 
 class HttpClient:
     """One shared httpx ``AsyncClient`` for HTTP tools, with the guarantees above.
 
     Args:
-        allow_hosts: hosts requests may go to: ``"api.example.com"`` (any
-            port) or ``"127.0.0.1:8080"`` (that port only). Required; an
-            empty allowlist allows nothing.
+        allow_hosts: the origins requests may go to, matched exactly:
+            ``"api.example.com"`` (https on 443 and http on 80, no other
+            port), ``"127.0.0.1:8080"`` (that port, http or https),
+            ``"api.example.com:443"`` (https only), ``"api.example.com:80"``
+            (http only), ``"https://api.example.com:8443"`` (exactly that
+            origin), ``"[::1]:8080"``. Required; an empty allowlist allows
+            nothing.
         timeouts: per-phase and total timeouts.
         max_response_bytes: the most body bytes read (default 1 MiB).
         max_redirects: the most redirects followed (default 5; 0 follows none).
         headers: headers for every request (not secret: they go to every
-            allowed host).
-        credentials: secret headers per allowlist entry, sent only to it.
+            allowed origin).
+        credentials: secret headers per allowlist entry, written the same
+            way; sent only to the origins that entry names, each of which
+            must be allowed. Give ``"https://host"`` to keep them off plain
+            http. Their values are registered with the redactor.
         trust_env: use proxy settings from the environment (default ``False``).
         transport: an httpx transport, for tests and custom networking.
 
     Raises:
-        InvalidSpec: a negative limit or a malformed allowlist entry.
+        InvalidSpec: a negative limit, a malformed allowlist or credentials
+            entry, credentials for an origin not allowed, or two credentials
+            entries naming the same origin.
     """
 
     def __init__(
@@ -181,12 +231,8 @@ class HttpClient:
         self.timeouts = timeouts or HttpTimeouts()
         self.max_response_bytes = max_response_bytes
         self.max_redirects = max_redirects
-        self._allowed: dict[tuple[str, int | None], str] = {}
-        for entry in allow_hosts:
-            self._allowed[self._entry(entry)] = entry
-        self._credentials = {
-            self._entry(entry): dict(values) for entry, values in (credentials or {}).items()
-        }
+        self._allowlist = Allowlist(allow_hosts)
+        self._credentials = self._credentials_by_origin(credentials or {})
         t = self.timeouts
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
@@ -196,17 +242,49 @@ class HttpClient:
             transport=transport,
         )
 
-    @staticmethod
-    def _entry(entry: str) -> tuple[str, int | None]:
-        if not isinstance(entry, str) or not entry or "/" in entry or "@" in entry:
-            raise InvalidSpec(f"an allowed host is 'host' or 'host:port', got {entry!r}")
-        url = httpx.URL(f"http://{entry}")
-        return (url.host, url.port)
+    def _credentials_by_origin(
+        self, credentials: Mapping[str, Mapping[str, str]]
+    ) -> dict[Origin, dict[str, str]]:
+        by_origin: dict[Origin, dict[str, str]] = {}
+        for entry, values in credentials.items():
+            if not isinstance(values, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in values.items()
+            ):
+                raise InvalidSpec(
+                    f"credentials[{entry!r}] must map header names to str values, "
+                    f"got a {type(values).__name__}"
+                )
+            for origin in sorted(entry_origins(entry)):
+                if origin not in self._allowlist.origins:
+                    raise InvalidSpec(
+                        f"credentials are given for {origin_text(origin)} (entry {entry!r}), "
+                        "which allow_hosts does not allow; allow it, or fix the entry"
+                    )
+                if origin in by_origin:
+                    raise InvalidSpec(
+                        f"two credentials entries name {origin_text(origin)}; give one"
+                    )
+                by_origin[origin] = dict(values)
+            for value in values.values():
+                _register_credential(value)
+        return by_origin
 
     @property
     def allowed_hosts(self) -> tuple[str, ...]:
         """The allowlist, as given."""
-        return tuple(self._allowed.values())
+        return self._allowlist.entries
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        """The origins the allowlist names, as ``scheme://host:port``, sorted."""
+        return tuple(origin_text(o) for o in sorted(self._allowlist.origins))
+
+    def allows(self, url: str) -> bool:
+        """Whether a request to ``url`` may be sent: an allowed origin and no userinfo.
+
+        Never raises: a URL that does not parse is not allowed.
+        """
+        return self._allowlist.permits(url)
 
     async def __aenter__(self) -> Self:
         return self
@@ -222,9 +300,6 @@ class HttpClient:
     async def aclose(self) -> None:
         """Close the shared client and its connections."""
         await self._client.aclose()
-
-    def _allows(self, url: httpx.URL) -> bool:
-        return (url.host, None) in self._allowed or (url.host, url.port) in self._allowed
 
     async def request(
         self,
@@ -255,13 +330,14 @@ class HttpClient:
         current = self._parse(method, url)
         body_json, body = json, content
         extra = dict(headers or {})
-        first = _origin(current)
+        first = origin_of(current)
         try:
             with anyio.fail_after(self.timeouts.total):
                 for hop in range(self.max_redirects + 1):
                     if current.scheme not in ("http", "https"):
                         raise InvalidUrl(method, redact_url(current), "only http and https")
-                    if not self._allows(current):
+                    origin = origin_of(current)
+                    if origin is None or origin not in self._allowlist.origins:
                         raise HostNotAllowed(
                             method,
                             redact_url(current),
@@ -269,11 +345,17 @@ class HttpClient:
                             self.allowed_hosts,
                             redirected=hop > 0,
                         )
+                    if current.userinfo:
+                        raise InvalidUrl(
+                            method,
+                            redact_url(current),
+                            "it has userinfo (user@); give credentials to HttpClient(credentials=)",
+                        )
                     sent = dict(extra)
-                    if _origin(current) != first:
+                    if origin != first:
                         sent = {k: v for k, v in sent.items() if k.lower() not in _ORIGIN_BOUND}
-                    for key in ((current.host, current.port), (current.host, None)):
-                        sent.update(self._credentials.get(key, {}))
+                    # Only this hop's own origin's credentials: never the previous hop's.
+                    sent.update(self._credentials.get(origin, {}))
                     request = self._client.build_request(
                         method,
                         current,
@@ -325,9 +407,9 @@ class HttpClient:
     def _parse(self, method: str, url: str) -> httpx.URL:
         try:
             parsed = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError) as exc:
+        except (httpx.InvalidURL, TypeError, ValueError) as exc:
             raise InvalidUrl(method, redact_url(str(url)), "it does not parse") from exc
-        if parsed.scheme not in ("http", "https") or not parsed.host:
+        if parsed.scheme not in ("http", "https") or not parsed.raw_host:
             raise InvalidUrl(method, redact_url(parsed), "only absolute http and https URLs")
         return parsed
 
@@ -341,10 +423,17 @@ class HttpClient:
             )
         try:
             target = current.join(location)
-        except (httpx.InvalidURL, TypeError) as exc:
+        except (httpx.InvalidURL, TypeError, ValueError) as exc:
             raise BadResponse(
                 method, redact_url(current), response.status_code, "a redirect to a bad URL"
             ) from exc
+        if target.userinfo:
+            raise BadResponse(
+                method,
+                redact_url(current),
+                response.status_code,
+                "a redirect to a URL with userinfo (user@), which is never followed",
+            )
         status = response.status_code
         if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
             return target, "GET", True

@@ -6,8 +6,28 @@ An :class:`Interceptor` backed by a :class:`~greenroom.store.Store`::
     access = ToolAccess(registry, interceptors=[ledger], ...)
 
 For every call of a tool that is not ``PURE`` it keeps one
-:class:`LedgerEntry` under the step's key ``actor/message/step`` (see
-:func:`step_key`; a redelivered message names the same steps again):
+:class:`LedgerEntry` under the step's key ``actor/request/step`` (see
+:func:`step_key`), where *request* is the causation id of the message
+being handled (``Envelope.causation``) and *step* counts the tool calls of
+one delivery from 0. The rules that make a step the same step again:
+
+- a redelivered message (same envelope, after a crash or a failed
+  attempt) names the same steps;
+- a request forwarded again under a new envelope (``ctx.forward`` keeps the
+  causation; a router redelivered after a crash forwards again) names the
+  same steps, so a worker does not pay twice for one order;
+- a message re-sent with the same ``idempotency_key`` (``tell``/``ask``) to
+  the same actor names the same steps, also after the mailbox's dedupe
+  window: the ledger's memory is the store's, with no window;
+- a fresh ``tell``/``ask`` without a key is a new request, even from inside
+  a handler: a handler that is redelivered and tells again (no key) starts
+  new steps at its recipient. Give such sends a key derived from the
+  message being handled, or forward instead;
+- steps are per actor: the same request reaching another actor (another
+  member of a round-robin pool) is another actor's steps. Route requests
+  with irreversible steps by key (a consistent-hash pool, a keyed pool).
+
+For each step:
 
 1. before the tool runs, an *intent* (tool, effect, input hash, grant,
    message, step), written with compare-and-set ``expected=0``; the call
@@ -17,8 +37,9 @@ For every call of a tool that is not ``PURE`` it keeps one
    intent's version. If the tool raises, the failure is noted on the intent
    (no receipt).
 
-When the step comes again (the message was redelivered after a crash, or
-retried after a failure), the entry decides, before anything runs:
+When the step comes again (the message was redelivered after a crash or
+retried after a failure, or the request forwarded or re-sent again), the
+entry decides, before anything runs:
 
 ============================  =====================================================
 the step has                  what the call does
@@ -33,9 +54,14 @@ an intent of another input    :class:`StepInputChanged`; nothing runs
 ============================  =====================================================
 
 Both errors are ``NotRetryable``: the supervisor dead-letters the message at
-once, with an error naming actor, message, step and tool, for a person to
-decide (then :meth:`Ledger.complete` or :meth:`Ledger.forget` the step, and
-redrive the dead letter). A compensable tool fails closed rather than
+once, with an error naming actor, request, step and tool, for a person to
+decide. This is how an interrupted effect surfaces: every step whose tool
+may have run without its receipt being written is a ``StepInterrupted``
+dead letter (one per delivery that met it: a request forwarded twice
+before the crash gives two), and :meth:`Ledger.interrupted` lists them.
+A person then completes the step (:meth:`Ledger.complete`) or forgets
+it (:meth:`Ledger.forget`) and redrives the dead letter (it keeps its causation, so it meets
+the decided step). A compensable tool fails closed rather than
 being undone and re-run automatically: whether the first run took effect
 is unknown, and an undo of an effect that never happened is a side effect
 of its own. ``PURE`` tools bypass the ledger and simply run again.
@@ -50,7 +76,6 @@ import time
 from collections.abc import Callable
 
 import msgspec
-from loguru import logger
 
 from greenroom._errors import ErrorInfo
 from greenroom.store import Scope, Store, VersionConflict, Versioned
@@ -59,6 +84,7 @@ from greenroom.tools._effect import Compensable, Effect, Idempotent, Pure
 from greenroom.tools._effect_errors import StepInputChanged, StepInterrupted
 from greenroom.tools._errors import ToolOutputError
 from greenroom.tools._grant import Grant
+from greenroom.trace._logging import logger
 
 __all__ = ["LEDGER_SCOPE", "Ledger", "LedgerEntry", "Receipt"]
 
@@ -74,11 +100,11 @@ class Receipt(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One step of one message: the intent, and its receipt once the tool returned.
+    """One step of one request: the intent, and its receipt once the tool returned.
 
     Attributes:
-        actor, message_id, step: the step (``message_id`` is ``None`` for a
-            call made outside a handler).
+        actor, message_id, step: the step (``message_id`` is the request's
+            causation id, ``None`` for a call made outside a handler).
         tool, effect, input_hash, grant, delegation: the call it intends.
         call_id: the :class:`ToolCall` that wrote the intent.
         attempt: the delivery attempt of that call's message.

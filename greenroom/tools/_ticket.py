@@ -7,10 +7,11 @@ A ticket's life::
        ├──Deny──▶ denied
        └──Expire (its deadline timer), or an Approve past the deadline──▶ expired
 
-Every state but ``pending`` and ``approved`` is final. The message that
-settled a ticket is remembered (``settled_by``, its envelope id): a
-redelivery of that message gets the same outcome again, any other message
-gets :class:`TicketClosed`.
+Every state but ``pending`` and ``approved`` is final. The request that
+settled a ticket is remembered (``settled_by``, the causation id of its
+message, ``Envelope.causation``): a redelivery of that message, or the same
+request forwarded again or re-sent with its idempotency key, gets the same
+outcome again; any other message gets :class:`TicketClosed`.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ TicketMessage: TypeAlias = Approve | Deny | Expire
 
 
 class Ticket(msgspec.Struct, frozen=True, kw_only=True):
-    """A parked call, kept in the store under its step key (``actor/message/step``).
+    """A parked call, kept in the store under its step key (``actor/request/step``).
 
     Attributes:
         id: the ticket id, the step key of the call.
@@ -77,12 +78,12 @@ class Ticket(msgspec.Struct, frozen=True, kw_only=True):
         input_hash: sha256 of that JSON, as in ``Invocation.input_hash``.
         grant, delegation: the grant the call was made under (its budget
             was spent when it was parked).
-        message_id, step: the message and step it was parked in; the
-            approved call runs as that step (so the ledger keys it the same).
+        message_id, step: the request (causation id) and step it was parked
+            in; the approved call runs as that step (so the ledger keys it the same).
         trace_id: the trace of the parking call.
         created_at, deadline: wall-clock seconds since the epoch.
         state: see :data:`TicketState`.
-        settled_by: envelope id of the message that settled it.
+        settled_by: the causation id of the message that settled it.
         by: who approved or denied it, as the message said.
         reason: why it was denied.
         output: the Output as JSON, once ``done``.

@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import msgspec
-from loguru import logger
 
 from greenroom._errors import ErrorInfo, GreenroomError, UsageError
 from greenroom.tools._approval import settled
@@ -31,9 +30,11 @@ from greenroom.tools._schema import ToolDefinition
 from greenroom.tools._spans import trace_call
 from greenroom.tools._tool import Tool
 from greenroom.trace import current_span, current_tracer, format_id, new_id
+from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.actors import ActorContext, Timer
+    from greenroom.mailbox import Envelope
     from greenroom.tools._access import ToolAccess
     from greenroom.tools._approval import ApprovalGate
     from greenroom.tools._ticket import Settled, Ticket, TicketMessage
@@ -80,9 +81,9 @@ class ToolBox(Delegating):
         self._access = access
         self._ctx = ctx
         self.name = ctx.name
-        self._grants = access.configured(ctx.name, ctx.actor_type.__qualname__)
+        self._grants = access.configured(ctx.principal)
         self._accepted: dict[int, str] = {}  # delegation id -> tool, in acceptance order
-        self._message: int | None = None
+        self._message: Envelope | None = None  # the delivery the steps count in
         self._step = 0
         self._timers: dict[str, Timer] = {}  # ticket -> its deadline timer
 
@@ -176,7 +177,7 @@ class ToolBox(Delegating):
                         f"Expected `{tool.Input.__qualname__}`, got `{type(arguments).__name__}`",
                         "$",
                     )
-                input = arguments
+                input = tool._gr_decoder.check(arguments)  # encodable, before any charge
             else:
                 input = tool.decode(arguments)
             disallowed = grant.first_disallowed(input)
@@ -235,10 +236,13 @@ class ToolBox(Delegating):
         trace_id: str | None,
     ) -> Invocation:
         envelope = self._ctx.envelope
-        message_id = None if envelope is None else envelope.id
-        if message_id != self._message:
-            self._message = message_id
+        # Steps count per delivery, and are keyed by the request it serves
+        # (its causation): a re-forwarded request names the same steps.
+        # (By identity: the re-sends of one idempotency key share an id.)
+        if envelope is not self._message:
+            self._message = envelope
             self._step = 0
+        message_id = None if envelope is None else envelope.causation
         step = self._step
         self._step += 1
         return Invocation(

@@ -1,6 +1,7 @@
 """Tracing: span ids and the current span, the recorder, the trace store and its views.
 
-The lowest layer of greenroom: it imports only ``greenroom._errors``.
+The lowest layer of greenroom: it imports only ``greenroom._errors`` and
+``greenroom._secrets``.
 ``OtelExporter`` needs the ``otel`` extra and is imported on first use.
 """
 
@@ -12,7 +13,14 @@ from greenroom.trace._export import SpanExporter
 from greenroom.trace._html import render_html
 from greenroom.trace._ids import SpanCarrier, attempt_span_id, current_span, format_id, new_id
 from greenroom.trace._logging import log_patcher
-from greenroom.trace._redact import REDACTED, Secret, is_secret_key, redact_text, redact_value
+from greenroom.trace._redact import (
+    REDACTED,
+    Secret,
+    is_secret_key,
+    redact_text,
+    redact_value,
+    register_secret,
+)
 from greenroom.trace._span import KINDS, Span, SpanStatus
 from greenroom.trace._store import SqliteTraceStore, TraceStoreStatistics, TraceSummary
 from greenroom.trace._tracer import (
@@ -54,6 +62,7 @@ __all__ = [
     "new_id",
     "redact_text",
     "redact_value",
+    "register_secret",
     "render_html",
     "render_tree",
 ]

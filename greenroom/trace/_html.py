@@ -14,6 +14,7 @@ from typing import Final
 import msgspec
 
 from greenroom.trace._ids import format_id
+from greenroom.trace._redact import redact_span
 from greenroom.trace._span import Span
 from greenroom.trace._tree import format_duration, walk
 
@@ -156,9 +157,10 @@ def render_html(spans: Iterable[Span], *, title: str | None = None) -> str:
     clicking a row shows the span's attributes, its error and, for LLM
     spans, the messages sent (``gen_ai.input.messages``), the model output
     (``gen_ai.output.messages``) and the decision (``greenroom.decision``).
-    Spans should already be redacted (as read from a trace store).
+    Spans are redacted again here (they are when written to a trace store),
+    so no secret this process knows reaches the page.
     """
-    rows = walk(spans)
+    rows = walk(redact_span(s) for s in spans)
     begin = min((s.start for _, s in rows), default=0.0)
     end = max((s.end for _, s in rows), default=0.0)
     total = max(end - begin, 1e-9)

@@ -34,6 +34,7 @@ except ImportError as error:  # pragma: no cover - exercised by a test with the 
     ) from error
 
 from greenroom.trace import _genai as g
+from greenroom.trace._redact import redact_span
 from greenroom.trace._span import Span
 
 __all__ = ["OtelExporter"]
@@ -51,8 +52,9 @@ class OtelExporter:
     a ``BatchSpanProcessor``, whose own thread does the exporting, so the
     trace store's flush task never waits on the network; ``batch=False``
     exports in the calling task (tests). Pass it to
-    ``SqliteTraceStore(exporters=[...])``, which hands it redacted batches;
-    call :meth:`shutdown` when done.
+    ``SqliteTraceStore(exporters=[...])``, which hands it redacted batches
+    (each span is redacted again on its way out, so spans given directly
+    are covered too); call :meth:`shutdown` when done.
     """
 
     def __init__(
@@ -82,7 +84,8 @@ class OtelExporter:
         self._processor.shutdown()
 
     def to_otel(self, span: Span) -> ReadableSpan:
-        """``span`` as an OTel ``ReadableSpan`` (ids, times, status, GenAI attributes)."""
+        """``span`` as an OTel ``ReadableSpan`` (ids, times, status, GenAI attributes), redacted."""
+        span = redact_span(span)
         trace_id = span.trace_id or 1
         context = SpanContext(
             trace_id=trace_id,

@@ -1,8 +1,15 @@
-"""Redaction: secrets are removed from span data before anything is written.
+"""Redaction: secrets are removed from everything greenroom writes, by default.
 
-Three rules, applied to every attribute value however deeply nested in
-dicts, lists and tuples (msgspec Structs and dataclasses are walked as
-their fields):
+Redaction is on by default and cannot be turned off. It is applied where
+data leaves the process: the trace store (span names, attributes, errors),
+the HTML timeline and the OpenTelemetry export (again, on output), every
+:class:`~greenroom.ErrorInfo` as it is built (so dead letters in sqlite and
+Redis, remote replies, the tool ledger and approvals), greenroom's own log
+records (its modules log through a redacting logger; see ``_logging``), and
+``greenroom dlq`` / ``greenroom trace`` output.
+
+Three rules, applied to every value however deeply nested in dicts, lists
+and tuples (msgspec Structs and dataclasses are walked as their fields):
 
 1. A value under a key that names a secret is replaced: ``api_key``,
    ``apiKey``, ``x-api-key``, ``Authorization``, ``Proxy-Authorization``,
@@ -11,9 +18,21 @@ their fields):
    ``("Authorization", value)`` in a list of headers counts as such a key.
    Token *counts* (``gen_ai.usage.input_tokens``, ``max_tokens``) are kept.
 2. A :class:`Secret` is replaced wherever it appears.
-3. The text of every :class:`Secret` made in this process is cut out of
-   every string written (values, error messages, tracebacks), and so is the
-   credential of an ``Authorization``-style ``Bearer``/``Basic`` string.
+3. Every known secret text is cut out of every string written (values,
+   error messages, tracebacks, log lines), and so is the credential of an
+   ``Authorization``-style ``Bearer``/``Basic``/``Token``/``Digest`` string.
+
+How a text becomes known (rule 3), for the life of the process:
+
+- ``Secret("...")``: wrap it; the object shows as ``[redacted]``;
+- ``register_secret("...")``: for a secret held as a plain ``str``;
+- configuring greenroom with it: ``HttpClient(credentials=...)`` header
+  values (and the token after ``Bearer``) and the ``OpenAIClient`` API key
+  are registered when the client is made.
+
+A separate process (the ``greenroom`` CLI) knows only rules 1 and 2 and the
+``Bearer`` patterns: a secret must be cut where it is written, in the
+process that knows it, and it is.
 """
 
 from __future__ import annotations
@@ -22,17 +41,22 @@ import dataclasses
 import itertools
 import re
 from collections.abc import Mapping
-from typing import Final
 
 import msgspec
 
-__all__ = ["REDACTED", "Secret", "is_secret_key", "redact_text", "redact_value"]
+from greenroom._errors import ErrorInfo
+from greenroom._secrets import REDACTED, Secret, redact_text, register_secret
+from greenroom.trace._span import Span
 
-REDACTED: Final = "[redacted]"
-
-_MIN_SECRET = 4  # shorter texts would cut ordinary words out of everything
-_known: set[str] = set()
-_known_sorted: list[str] = []
+__all__ = [
+    "REDACTED",
+    "Secret",
+    "is_secret_key",
+    "redact_span",
+    "redact_text",
+    "redact_value",
+    "register_secret",
+]
 
 _SECRET_WORDS = frozenset(
     {
@@ -58,43 +82,7 @@ _SECRET_PAIRS = frozenset(
 )
 _CAMEL = re.compile(r"([a-z0-9])([A-Z])")
 _WORDS = re.compile(r"[^a-z0-9]+")
-_SCHEME = re.compile(r"\b(Bearer|Basic|Token|Digest)\s+[A-Za-z0-9._~+/=\-]{4,}", re.IGNORECASE)
 _key_cache: dict[str, bool] = {}
-
-
-class Secret:
-    """A value that must never be written: traces, logs and exporters show ``[redacted]``.
-
-    ``str()`` and ``repr()`` do not show it either; :meth:`reveal` does. Its
-    text is also cut out of any other string a trace writes, so a secret
-    echoed in an error message does not leak that way.
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        if not isinstance(value, str):
-            raise TypeError(f"Secret wraps a str, got {type(value).__name__}")
-        self._value = value
-        if len(value) >= _MIN_SECRET and value not in _known:
-            _known.add(value)
-            # Longest first, so a secret that contains another is cut whole.
-            _known_sorted[:] = sorted(_known, key=len, reverse=True)
-
-    def reveal(self) -> str:
-        """The secret text itself."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash((Secret, self._value))
 
 
 def is_secret_key(key: str) -> bool:
@@ -110,16 +98,6 @@ def is_secret_key(key: str) -> bool:
     if len(_key_cache) < 4096:
         _key_cache[key] = found
     return found
-
-
-def redact_text(text: str) -> str:
-    """``text`` with every known :class:`Secret` and every ``Bearer ...`` credential cut out."""
-    for secret in _known_sorted:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    if "earer" in text or "asic" in text or "oken" in text or "igest" in text:
-        text = _SCHEME.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    return text
 
 
 def redact_value(value: object, _depth: int = 0) -> object:
@@ -167,6 +145,28 @@ def redact_value(value: object, _depth: int = 0) -> object:
             return redact_text(_safe_str(value))
         return redact_value(plain, _depth + 1)
     return redact_text(_safe_str(value))
+
+
+def redact_span(span: Span) -> Span:
+    """A copy of ``span`` with its name, attributes and error redacted again.
+
+    For output (the HTML timeline, the OTel export): spans are redacted when
+    they are written, and again here with what this process knows, so a span
+    that did not come from a trace store is covered too. Never raises.
+    """
+    attributes = redact_value(span.attributes) if span.attributes else {}
+    error = span.error
+    if error is not None:
+        error = ErrorInfo(
+            type=redact_text(error.type), message=error.message, traceback=error.traceback
+        )
+    return msgspec.structs.replace(
+        span,
+        name=redact_text(span.name) if type(span.name) is str else span.name,
+        actor=redact_text(span.actor) if type(span.actor) is str else span.actor,
+        attributes=attributes if isinstance(attributes, dict) else {},
+        error=error,
+    )
 
 
 def _enc_hook(value: object) -> object:

@@ -14,7 +14,6 @@ import aiosqlite
 import anyio
 import anyio.abc
 import msgspec
-from loguru import logger
 
 from greenroom._errors import UsageError
 from greenroom.trace._batch import (
@@ -25,9 +24,11 @@ from greenroom.trace._batch import (
 )
 from greenroom.trace._errors import TraceStoreUnavailable
 from greenroom.trace._export import SpanExporter
+from greenroom.trace._logging import logger
+from greenroom.trace._reader import TraceSummary, find_trace, recent_traces, trace_spans
 from greenroom.trace._rows import Row, row_of_span, rows_of_entries, span_of_row
 from greenroom.trace._schema import COLUMNS, SchemaTooNew, migrate
-from greenroom.trace._span import Span, SpanStatus
+from greenroom.trace._span import Span
 from greenroom.trace._tracer import Tracer, expand_entry, to_span
 
 __all__ = ["SqliteTraceStore", "TraceStoreStatistics", "TraceSummary"]
@@ -35,44 +36,7 @@ __all__ = ["SqliteTraceStore", "TraceStoreStatistics", "TraceSummary"]
 _INSERT: Final = (
     f"INSERT OR REPLACE INTO greenroom_spans ({COLUMNS}) VALUES ({', '.join('?' * 12)})"
 )
-_SELECT: Final = f"SELECT {COLUMNS} FROM greenroom_spans"
-_RECENT: Final = """
-    WITH roots AS (
-        SELECT trace_id, name, actor, status, start_at FROM greenroom_spans
-        WHERE parent_id IS NULL ORDER BY start_at DESC LIMIT ?
-    )
-    SELECT r.trace_id, r.name, r.actor, r.status, min(s.start_at), max(s.end_at), count(*),
-           sum(s.status = 'error'), sum(s.tokens)
-    FROM roots r JOIN greenroom_spans s ON s.trace_id = r.trace_id
-    GROUP BY r.trace_id ORDER BY min(r.start_at) DESC
-"""
 _PRUNE_EVERY: Final = 5.0  # seconds between retention passes of the flush task
-
-
-class TraceSummary(msgspec.Struct, frozen=True, kw_only=True):
-    """One trace as ``greenroom trace ls`` shows it.
-
-    ``name``, ``actor`` and ``status`` are the root span's; ``start`` and
-    ``end`` span all of the trace's spans (wall-clock seconds); ``errors``
-    counts spans that failed (a retried crash shows here while the root is
-    ``"ok"``); ``tokens`` sums ``gen_ai.usage.input_tokens`` and
-    ``output_tokens`` over the trace, ``None`` when no span had any.
-    """
-
-    trace_id: int
-    name: str
-    actor: str | None
-    status: SpanStatus
-    start: float
-    end: float
-    spans: int
-    errors: int
-    tokens: int | None
-
-    @property
-    def duration(self) -> float:
-        """``end - start`` in seconds."""
-        return max(0.0, self.end - self.start)
 
 
 class TraceStoreStatistics(msgspec.Struct, frozen=True, kw_only=True):
@@ -190,6 +154,7 @@ class SqliteTraceStore:
             self._reader = await aiosqlite.connect(self._path, isolation_level=None)
             await self._reader.execute("PRAGMA busy_timeout = 5000")
             await self._reader.execute("PRAGMA query_only = ON")
+            self._reader.text_factory = bytes  # rows are decoded totally (span_of_stored_row)
         except (sqlite3.Error, SchemaTooNew) as error:
             await self._close_connections()
             reason = (
@@ -421,60 +386,33 @@ class SqliteTraceStore:
 
         A trace shows once its root span is written (a root ends after its
         children, so a trace in progress may not be listed yet). Raises
-        :class:`TraceStoreUnavailable` when the read fails.
+        :class:`UsageError` for a ``limit`` that is not an int from 0 to
+        2**63 - 1 and :class:`TraceStoreUnavailable` when the read fails.
         """
-        if type(limit) is not int or limit < 0:
-            raise UsageError(f"limit is an int >= 0, got {limit!r}")
-        rows = await self._read(_RECENT, (limit,))
-        return [
-            TraceSummary(
-                trace_id=row[0],
-                name=row[1],
-                actor=row[2],
-                status="error" if row[3] == "error" else "ok",
-                start=row[4],
-                end=row[5],
-                spans=row[6],
-                errors=row[7] or 0,
-                tokens=row[8],
-            )
-            for row in rows
-        ]
+        return await recent_traces(self._reading(), self._path, limit)
 
     async def spans(self, trace_id: int) -> list[Span]:
-        """Every stored span of one trace, by start time (``[]`` for an unknown trace)."""
-        rows = await self._read(
-            f"{_SELECT} WHERE trace_id = ? ORDER BY start_at, span_id", (trace_id,)
-        )
-        return [span_of_row(row) for row in rows]
+        """Every stored span of one trace, by start time (``[]`` for an unknown trace).
+
+        Rows are decoded totally: values that cannot be read show as markers
+        (see :func:`~greenroom.trace._rows.span_of_stored_row`). Raises
+        :class:`TraceStoreUnavailable` when the read fails.
+        """
+        return await trace_spans(self._reading(), self._path, trace_id)
 
     async def find_trace(self, prefix: str) -> list[int]:
         """Trace ids whose 16-digit hex form starts with ``prefix`` (at most 2: enough to tell
         a unique match from an ambiguous one).
 
-        Raises :class:`UsageError` when ``prefix`` is not 1 to 16 hex digits.
+        Raises :class:`UsageError` when ``prefix`` is not 1 to 16 hex digits,
+        :class:`TraceStoreUnavailable` when the read fails.
         """
-        text = prefix.strip().lower()
-        if not 1 <= len(text) <= 16 or any(c not in "0123456789abcdef" for c in text):
-            raise UsageError(f"a trace id is 1 to 16 hex digits, got {prefix!r}")
-        shift = 4 * (16 - len(text))
-        low = int(text, 16) << shift
-        high = min((int(text, 16) + 1) << shift, 1 << 63) - 1
-        if low > high:
-            return []  # ids are below 2**63: nothing starts with this
-        rows = await self._read(
-            "SELECT DISTINCT trace_id FROM greenroom_spans WHERE trace_id BETWEEN ? AND ? LIMIT 2",
-            (low, high),
-        )
-        return [int(row[0]) for row in rows]
+        return await find_trace(self._reading(), self._path, prefix)
 
-    async def _read(self, sql: str, params: tuple[object, ...]) -> list[sqlite3.Row]:
+    def _reading(self) -> aiosqlite.Connection:
         self._check_open()
         assert self._reader is not None
-        try:
-            return list(await self._reader.execute_fetchall(sql, params))
-        except sqlite3.Error as error:
-            raise TraceStoreUnavailable(self._path, "read", str(error)) from error
+        return self._reader
 
     def statistics(self) -> TraceStoreStatistics:
         """A snapshot of the counters."""

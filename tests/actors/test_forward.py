@@ -7,7 +7,7 @@ import pytest
 
 import greenroom as gr
 from greenroom.actors import Deferred
-from greenroom.mailbox import Envelope
+from greenroom.mailbox import Envelope, keyed_id
 
 pytestmark = pytest.mark.anyio
 
@@ -365,3 +365,50 @@ async def test_queued_counts_the_messages_waiting_behind_the_current_one() -> No
         gate.set()
         await ref.ask(Ping(n=3))
     assert counts == [3, 2, 1, 0]
+
+
+class Relay(gr.Actor):
+    """Forwards to ``middle``, which forwards to ``back``; also tells ``back`` afresh."""
+
+    def __init__(self, log: dict[str, object]) -> None:
+        self.log = log
+
+    @gr.handler
+    async def ping(self, msg: Ping) -> None:
+        self.log["relay"] = self.ctx.envelope
+        await self.ctx.forward(self.ctx.runtime.ref("middle"))
+
+    @gr.handler
+    async def pong(self, msg: Pong) -> None:
+        await self.ctx.tell(self.ctx.runtime.ref("back"), Ping(n=msg.n))  # a new request
+
+
+async def test_a_forward_keeps_the_causation_of_the_first_envelope_through_every_hop() -> None:
+    seen: list[Envelope] = []
+    log: dict[str, object] = {}
+    async with gr.Runtime() as rt:
+        await rt.spawn(Back, name="back", args=(seen,))
+        await rt.spawn(Front, name="middle", args=("back", {}))
+        relay = await rt.spawn(Relay, name="relay", args=(log,))
+        assert await relay.ask(Ping(n=1)) == "back answers 1"
+        await relay.tell(Pong(n=2))
+        await rt.ref("back").ask(Pong(n=0))  # behind the tell
+    first = log["relay"]
+    assert isinstance(first, Envelope)
+    assert first.causation_id is None  # a tell/ask from outside serves its own id
+    forwarded, told = seen
+    assert forwarded.causation == first.id != forwarded.id  # two hops, one request
+    assert told.causation_id is None  # a tell from a handler starts its own request
+    assert told.causation == told.id
+
+
+async def test_a_deferred_forward_keeps_the_causation_of_the_held_envelope() -> None:
+    seen: list[Envelope] = []
+    async with gr.Runtime() as rt:
+        back = await rt.spawn(Back, name="back", args=(seen,))
+        holder = await rt.spawn(Holder, name="holder", args=([],))
+        await holder.tell(Ping(n=3), idempotency_key="ping-3")
+        await holder.ask(Release())  # returns once the held message went on
+        await back.ask(Pong(n=0))
+    [onward] = seen
+    assert onward.causation == keyed_id("holder", "ping-3") != onward.id

@@ -57,7 +57,8 @@ class Prefs(msgspec.Struct, frozen=True, kw_only=True):
     language: str = "en"
 
 
-PREFS = gr.Scope("test.prefs", Prefs, owner="PrefsOwner", readers=["TestWorker", "Builder"])
+# The test_context Builder reads it: the application spawns it as "builder".
+PREFS = gr.Scope("test.prefs", Prefs, owner="PrefsOwner", readers=["TestWorker", "builder"])
 CONVERSATIONS = conversation_scope("test.conversations", owner="TestWorker")
 
 

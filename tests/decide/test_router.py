@@ -6,16 +6,20 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
+import anyio
 import pytest
 
 from greenroom.decide import (
     AllModelsFailed,
+    BudgetExceeded,
     Context,
+    DeciderFailed,
     DecisionResult,
     FallbackRouter,
     InvalidDeciderConfig,
     ModelConfig,
     ModelUnavailable,
+    NoRuleMatched,
     OpenAIClient,
     RateLimited,
     Reply,
@@ -172,16 +176,111 @@ async def test_routers_nest_and_record_the_model_that_answered(
     assert [f.model for f in result.failures] == ["models"]
 
 
-async def test_router_does_not_catch_errors_that_are_not_model_errors() -> None:
-    class Broken:
-        name = "broken"
+class Broken:
+    """A decider with a bug: it raises ``error``, or returns ``answer`` (not a DecisionResult)."""
+
+    name = "broken"
+
+    def __init__(self, error: BaseException | None = None, answer: object = None) -> None:
+        self.error = error
+        self.answer = answer
+
+    async def decide(self, context: Context) -> DecisionResult:
+        if self.error is not None:
+            raise self.error
+        return self.answer  # type: ignore[return-value]
+
+
+BUGS: list[tuple[str, Broken, str]] = [
+    ("key-error", Broken(KeyError("a bug")), "KeyError"),
+    ("recursion-error", Broken(RecursionError("maximum recursion depth")), "RecursionError"),
+    ("unicode-error", Broken(UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates")), ""),
+    ("not-a-result", Broken(answer=None), "TypeError"),
+    ("usage-error", Broken(NoRuleMatched("rules", 0, "hi")), "NoRuleMatched"),
+]
+
+
+@pytest.mark.parametrize(("case", "broken", "error_type"), BUGS, ids=[b[0] for b in BUGS])
+async def test_router_falls_back_when_a_decider_raises_something_not_a_model_error(
+    case: str, broken: Broken, error_type: str
+) -> None:
+    rules = RulesDecider([], default=Reply(text="x"), name="rules")
+    result = await FallbackRouter([broken, rules]).decide(CONTEXT)
+    assert result.model == "rules"
+    assert [(f.model, f.error.type) for f in result.failures] == [
+        ("broken", "greenroom.DeciderFailed")
+    ]
+    assert error_type in result.failures[0].error.message
+
+
+async def test_a_decider_bug_is_chained_under_all_models_failed() -> None:
+    bug = KeyError("a bug")
+    with pytest.raises(AllModelsFailed) as caught:
+        await FallbackRouter([Broken(bug)]).decide(CONTEXT)
+    failed = caught.value.__cause__
+    assert isinstance(failed, DeciderFailed)
+    assert failed.__cause__ is bug
+    assert (failed.model, failed.error_type) == ("broken", "KeyError")
+
+
+async def test_router_passes_budget_exceeded_through() -> None:
+    rules = RulesDecider([], default=Reply(text="x"), name="rules")
+    with pytest.raises(BudgetExceeded):
+        await FallbackRouter([Broken(BudgetExceeded("max_tokens", 10, 5)), rules]).decide(CONTEXT)
+
+
+async def test_router_never_catches_cancellation() -> None:
+    entered = anyio.Event()
+
+    class Hanging:
+        name = "hanging"
 
         async def decide(self, context: Context) -> DecisionResult:
-            raise KeyError("a bug")
+            entered.set()
+            await anyio.sleep_forever()
+            raise AssertionError("unreachable")
 
-    rules = RulesDecider([], default=Reply(text="x"))
-    with pytest.raises(KeyError):
-        await FallbackRouter([Broken(), rules]).decide(CONTEXT)
+    fallback = RulesDecider([], default=Reply(text="x"), name="rules")
+    router = FallbackRouter([Hanging(), fallback])
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(router.decide, CONTEXT)
+            await entered.wait()
+            tg.cancel_scope.cancel()
+    assert tg.cancel_scope.cancelled_caught
+
+
+async def test_a_rate_limit_with_a_nan_wait_sets_no_cool_down() -> None:
+    limited = RateLimited("primary", 1.0)
+    limited.retry_after = float("nan")  # a decider of the user's own may set anything
+
+    class Limited:
+        name = "primary"
+
+        async def decide(self, context: Context) -> DecisionResult:
+            raise limited
+
+    fallback = RulesDecider([], default=Reply(text="x"), name="rules")
+    router = FallbackRouter([Limited(), fallback])
+    await router.decide(CONTEXT)
+    assert router.cooling_down() == {}
+    assert router._cooling_until == {}
+
+
+@pytest.mark.parametrize("header", ["nan", "inf", "-inf", "-5", "1e309", "soon", "NaN"])
+async def test_an_invalid_retry_after_header_counts_as_absent(
+    server: ScriptedModelServer, backup: ScriptedModelServer, header: str
+) -> None:
+    server.push(ScriptedError(status=429, headers={"Retry-After": header}))
+    server.reply("primary again")
+    backup.reply("backup")
+    async with _client(server, "primary") as p, _client(backup, "backup") as b:
+        router = FallbackRouter([p, b])
+        first = await router.decide(CONTEXT)
+        assert router.cooling_down() == {}
+        second = await router.decide(CONTEXT)
+    assert (first.model, second.model) == ("backup", "primary")
+    assert first.failures[0].error.type == "greenroom.RateLimited"
 
 
 def test_router_refuses_no_deciders_and_repeated_names() -> None:

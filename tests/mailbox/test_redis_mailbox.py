@@ -235,3 +235,23 @@ async def test_an_unreachable_redis_is_a_typed_error_on_open() -> None:
         async with RedisMailboxes(f"redis://127.0.0.1:{free_port()}/0"):
             pass
     assert info.value.operation == "connect"
+
+
+async def test_flush_reads_what_another_process_put_without_waiting_for_the_poll() -> None:
+    prefix = redis_prefix()
+    async with RedisMailboxes(redis_url(), prefix=prefix, poll=30.0) as boxes:
+        box, _ = open_box(boxes)
+        await boxes.flush()
+        sent = env(seq=5)
+        header = msgspec.msgpack.encode(
+            (sent.id, None, None, None, sent.trace_id, None, sent.created_at, None)
+        )
+        async with raw() as client:
+            await client.xadd(
+                f"{prefix}{{box}}:s", {"h": header, "b": msgspec.msgpack.encode(sent.body)}
+            )
+        with anyio.fail_after(5):  # far below the poll: only the flush reads it
+            await boxes.flush()
+        got = box.get_nowait()
+        assert got is not None
+        assert seq_of(got) == 5

@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from greenroom.actors import Actor
 from greenroom.store import MemoryStore, RedisStore, Scope, SqliteStore, Store
 from tests._redis_server import redis_prefix, redis_url
 
@@ -22,11 +23,11 @@ class Prefs(msgspec.Struct, frozen=True):
     tone: str = "plain"
 
 
-class Writer:
-    """An actor class (stands in for an Actor subclass) that owns PREFS."""
+class Writer(Actor):
+    """An actor class that owns PREFS."""
 
 
-class Reader:
+class Reader(Actor):
     """An actor class that reads PREFS."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import msgspec
@@ -9,6 +10,7 @@ import pytest
 from loguru import logger
 
 from greenroom._errors import UsageError
+from greenroom.actors import Actor
 from greenroom.store import (
     ContractViolation,
     Principal,
@@ -24,10 +26,15 @@ from tests.store.conftest import COUNTERS, PREFS, Prefs, Reader, Writer
 
 pytestmark = pytest.mark.anyio
 
-WRITER = Principal(name="writer-1", class_qualname=Writer.__qualname__)
-READER = Principal(name="reader-1", class_qualname=Reader.__qualname__)
+
+class Stranger(Actor):
+    """An actor class no scope names."""
+
+
+WRITER = Principal(name="writer-1", actor_type=Writer)
+READER = Principal(name="reader-1", actor_type=Reader)
 AUDITOR = Principal(name="auditor")
-STRANGER = Principal(name="stranger", class_qualname="Stranger")
+STRANGER = Principal(name="stranger", actor_type=Stranger)
 
 
 @pytest.fixture
@@ -49,10 +56,10 @@ def test_owner_may_declare_writes_and_readers_may_declare_reads() -> None:
 
 def test_principal_matches_a_scope_entry_by_name_or_by_class() -> None:
     by_name = Scope("notes", str, owner="writer-1", readers=["Reader"])
-    assert WRITER.may_write(by_name)
-    assert not READER.may_write(by_name)
-    assert READER.may_read(by_name)
-    assert not STRANGER.may_read(by_name)
+    assert by_name.owned_by(WRITER)
+    assert not by_name.owned_by(READER)
+    assert by_name.readable_by(READER)
+    assert not by_name.readable_by(STRANGER)
 
 
 def test_declaring_a_write_to_a_scope_owned_by_another_is_a_contract_violation(
@@ -76,7 +83,7 @@ def test_declaring_a_read_the_scope_does_not_allow_is_a_contract_violation() -> 
     with pytest.raises(ContractViolation) as caught:
         check_declaration(STRANGER, reads=[COUNTERS], writes=[])
     assert caught.value.access == "declare read"
-    assert "add 'stranger' (or its class) to the readers" in str(caught.value)
+    assert "add the class of 'stranger' to the readers" in str(caught.value)
 
 
 def test_declaring_two_different_scopes_with_one_name_is_a_contract_violation() -> None:
@@ -208,3 +215,52 @@ def test_contract_violation_crosses_a_mailbox_as_error_info() -> None:
     info = caught.value.to_info()
     assert info.type == "greenroom.ContractViolation"
     assert isinstance(caught.value, UsageError)
+
+
+def test_a_name_entry_applies_only_to_a_name_the_application_gave() -> None:
+    given = Principal(name="auditor", actor_type=Stranger)
+    chosen_by_an_actor = Principal(name="auditor", actor_type=Stranger, named=False)
+    assert PREFS.readable_by(given)
+    assert not PREFS.readable_by(chosen_by_an_actor)
+    with pytest.raises(ContractViolation, match=r"an actor \(not the application\) spawned"):
+        check_declaration(chosen_by_an_actor, reads=[PREFS], writes=[])
+
+
+def test_a_class_entry_matches_the_class_object_not_its_qualname() -> None:
+    class Writer(Actor):  # the qualname of the owner, another class
+        pass
+
+    Writer.__qualname__ = "Writer"
+    forged = Principal(name="writer-1", actor_type=Writer)
+    assert not PREFS.owned_by(forged)
+    assert not PREFS.readable_by(forged)
+    real = re.escape("is the class tests.store.conftest.Writer, not")
+    with pytest.raises(ContractViolation, match=real):
+        check_declaration(forged, reads=[], writes=[PREFS])
+
+
+def test_a_string_entry_is_looked_up_in_the_module_that_declares_the_scope() -> None:
+    # "Writer" and "Stranger" are classes here; "nobody" is not, so it is a name.
+    scope = Scope("notes", str, owner="Writer", readers=["Stranger", "nobody"])
+    assert scope.owned_by(WRITER)
+    assert scope.readable_by(STRANGER)
+    assert scope.readable_by(Principal(name="nobody"))
+    assert not scope.readable_by(Principal(name="Stranger"))  # a class entry: not a name
+
+
+async def test_a_view_offers_no_route_to_its_store(store: Store) -> None:
+    view = StoreView(store, READER, reads=[PREFS])
+    for name in ("store", "_store", "__dict__"):
+        assert not hasattr(view, name), name
+    public = {n: getattr(view, n) for n in dir(view) if not n.startswith("_")}
+    assert all(value is not store for value in public.values())
+    assert sorted(public) == [
+        "check_fresh",
+        "delete",
+        "get",
+        "principal",
+        "read",
+        "scan",
+        "watch",
+        "write",
+    ]

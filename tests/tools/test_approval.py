@@ -271,3 +271,43 @@ async def test_a_tool_that_requires_approval_needs_a_gate_at_spawn() -> None:
         send, receive = anyio.create_memory_object_stream[Settled](1)
         with send, receive, pytest.raises(InvalidGrant, match="approval"):
             await rt.spawn(Payer, name="payer", args=(send,))
+
+
+class ApprovalDesk(gr.Actor):
+    """Forwards each Approve to ``payer``, then fails once: its retry forwards it again."""
+
+    failed_once = False
+
+    @gr.handler
+    async def approve(self, msg: Approve) -> None:
+        await self.ctx.forward(self.ctx.runtime.ref("payer"))
+        if not ApprovalDesk.failed_once:
+            ApprovalDesk.failed_once = True
+            raise ConnectionError("lost after forwarding")
+
+
+async def test_an_approve_forwarded_again_is_the_same_settlement_not_a_closed_ticket(
+    rig: Rig,
+) -> None:
+    ApprovalDesk.failed_once = False
+    retry = gr.RetryPolicy(max_attempts=2, backoff=gr.Backoff(initial=0.0, maximum=0.0))
+    desk = await rig.runtime.spawn(ApprovalDesk, name="desk", retry=retry)
+    ticket = await rig.park(9)
+    await desk.tell(Approve(ticket=ticket, by="ada"))
+    first, again = await rig.outcome(), await rig.outcome()
+    # The desk forwarded the one approval twice: the same request settles the same way.
+    assert (first.state, again.state) == ("done", "done")
+    assert first.output == again.output
+    assert PAID == [9]
+
+
+async def test_an_approve_resent_with_its_idempotency_key_is_the_same_settlement(
+    rig: Rig,
+) -> None:
+    ticket = await rig.park(11)
+    for _ in range(2):
+        await rig.payer.tell(Approve(ticket=ticket), idempotency_key=f"approve-{ticket}")
+    assert [(await rig.outcome()).state for _ in range(2)] == ["done", "done"]
+    await rig.payer.tell(Approve(ticket=ticket))  # another approval: closed
+    assert (await rig.outcome()).state == "closed"
+    assert PAID == [11]

@@ -50,7 +50,7 @@ async def test_a_host_not_allowed_is_refused_before_any_request(
         with pytest.raises(HostNotAllowed) as info:
             await http.request("GET", elsewhere.url("/x"))
     assert info.value.redirected is False
-    assert info.value.host == elsewhere.host
+    assert info.value.host == elsewhere.url("")  # the origin: scheme, host, port
     assert elsewhere.requests == []
 
 
@@ -224,3 +224,147 @@ def test_an_allowlist_entry_with_a_path_is_refused() -> None:
 
     with pytest.raises(InvalidSpec):
         HttpClient(allow_hosts=["example.com/path"])
+
+
+# -- the allowlist matches scheme, host and effective port exactly ------------
+
+
+async def test_a_bare_host_entry_allows_its_default_ports_and_no_other(
+    server: LocalServer,
+) -> None:
+    async with HttpClient(allow_hosts=["127.0.0.1"]) as http:
+        with pytest.raises(HostNotAllowed) as info:
+            await http.request("GET", server.url("/x"))
+        assert http.allowed_origins == ("http://127.0.0.1:80", "https://127.0.0.1:443")
+    assert info.value.host == server.url("")
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("entry", ["127.0.0.1:80", "http://127.0.0.1", "127.0.0.1:443"])
+async def test_an_entry_on_a_default_port_is_that_port_only(
+    server: LocalServer, entry: str
+) -> None:
+    async with HttpClient(allow_hosts=[entry]) as http:
+        with pytest.raises(HostNotAllowed):
+            await http.request("GET", server.url("/x"))
+    assert server.requests == []
+
+
+async def test_a_redirect_to_another_port_of_an_allowed_host_is_refused(
+    server: LocalServer, elsewhere: LocalServer
+) -> None:
+    server.routes["/go"] = redirect(elsewhere.url("/6379"))
+    async with HttpClient(allow_hosts=[server.host, "127.0.0.1:80", "127.0.0.1"]) as http:
+        with pytest.raises(HostNotAllowed) as info:
+            await http.request("GET", server.url("/go"))
+    assert info.value.redirected is True
+    assert info.value.host == elsewhere.url("")
+    assert [r.path for r in server.requests] == ["/go"]
+    assert elsewhere.requests == []
+
+
+async def test_an_entry_with_a_scheme_allows_that_scheme_only(server: LocalServer) -> None:
+    async with HttpClient(allow_hosts=[f"https://127.0.0.1:{server.port}"]) as http:
+        with pytest.raises(HostNotAllowed):
+            await http.request("GET", server.url("/x"))  # http, not https
+        assert http.allows(f"https://127.0.0.1:{server.port}/x")
+    assert server.requests == []
+
+
+def test_the_port_of_an_entry_names_its_scheme_when_it_is_a_default_port() -> None:
+    http = HttpClient(allow_hosts=["10.0.0.1:443", "10.0.0.2:80", "10.0.0.3:8080"])
+    assert http.allows("https://10.0.0.1/")
+    assert not http.allows("http://10.0.0.1:443/")
+    assert http.allows("http://10.0.0.2/")
+    assert not http.allows("https://10.0.0.2:80/")
+    assert http.allows("http://10.0.0.3:8080/")
+    assert http.allows("https://10.0.0.3:8080/")
+    assert not http.allows("http://10.0.0.3/")
+
+
+async def test_credentials_of_a_bare_host_go_to_no_other_port(
+    server: LocalServer, elsewhere: LocalServer
+) -> None:
+    server.routes["/a"] = reply(200, b"a")
+    elsewhere.routes["/b"] = reply(200, b"b")
+    credentials = {"127.0.0.1": {"Authorization": f"Bearer {SECRET}-bare"}}
+    allowed = ["127.0.0.1", server.host, elsewhere.host]
+    async with HttpClient(allow_hosts=allowed, credentials=credentials) as http:
+        await http.request("GET", server.url("/a"))
+        await http.request("GET", elsewhere.url("/b"))
+    assert "authorization" not in server.requests[0].headers
+    assert "authorization" not in elsewhere.requests[0].headers
+
+
+async def test_a_redirect_to_another_allowed_origin_carries_only_that_origins_credentials(
+    server: LocalServer, elsewhere: LocalServer
+) -> None:
+    server.routes["/api"] = redirect(elsewhere.url("/next"))
+    server.routes["/back"] = reply(200, b"back")
+    elsewhere.routes["/next"] = redirect(server.url("/back"))
+    credentials = {
+        server.host: {"Authorization": f"Bearer {SECRET}-first"},
+        elsewhere.host: {"X-Api-Key": f"{SECRET}-second"},
+    }
+    async with client(server, elsewhere, credentials=credentials) as http:
+        response = await http.request("GET", server.url("/api"))
+    assert response.body == b"back"
+    first, back = server.requests
+    [second] = elsewhere.requests
+    assert first.headers["authorization"] == f"Bearer {SECRET}-first"
+    assert "x-api-key" not in first.headers
+    assert second.headers["x-api-key"] == f"{SECRET}-second"
+    assert "authorization" not in second.headers  # the first origin's stay behind
+    assert back.headers["authorization"] == f"Bearer {SECRET}-first"
+    assert "x-api-key" not in back.headers
+
+
+async def test_a_url_with_userinfo_is_refused_and_nothing_is_sent(
+    server: LocalServer, elsewhere: LocalServer
+) -> None:
+    server.routes["/go"] = redirect(f"http://user:{SECRET}@{server.host}/x")
+    async with client(server) as http:
+        with pytest.raises(HostNotAllowed):  # the host is 'evil', whatever comes before @
+            await http.request("GET", f"http://{server.host}@{elsewhere.host}/x")
+        with pytest.raises(InvalidUrl) as info:
+            await http.request("GET", f"http://user:{SECRET}@{server.host}/x")
+        with pytest.raises(BadResponse):
+            await http.request("GET", server.url("/go"))
+        assert not http.allows(f"http://user@{server.host}/x")
+    assert SECRET not in str(info.value)
+    assert [r.path for r in server.requests] == ["/go"]
+    assert elsewhere.requests == []
+
+
+@pytest.mark.parametrize(
+    "url", ["http://xn--zz/", "http://exa%6dple.com/", "http://127.0.0.1./", "http://[::1%25lo]/"]
+)
+async def test_a_host_no_entry_can_match_is_a_typed_error(url: str) -> None:
+    async with HttpClient(allow_hosts=["example.com", "127.0.0.1", "[::1]"]) as http:
+        with pytest.raises((InvalidUrl, HostNotAllowed)):
+            await http.request("GET", url)
+        assert not http.allows(url)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["127.0.0.1:0", "h:65536", "ftp://h", "http://h/p", "u@h", "h?q", "", "h:", "[::1", "h: 80"],
+)
+def test_a_malformed_entry_is_refused(entry: str) -> None:
+    from greenroom import InvalidSpec
+
+    with pytest.raises(InvalidSpec):
+        HttpClient(allow_hosts=[entry])
+
+
+def test_credentials_must_name_an_allowed_origin_once() -> None:
+    from greenroom import InvalidSpec
+
+    header = {"Authorization": "Bearer x"}
+    with pytest.raises(InvalidSpec, match="does not allow"):
+        HttpClient(allow_hosts=["127.0.0.1:8080"], credentials={"127.0.0.1": header})
+    with pytest.raises(InvalidSpec, match="two credentials entries"):
+        HttpClient(
+            allow_hosts=["example.com"],
+            credentials={"example.com": header, "https://example.com": header},
+        )

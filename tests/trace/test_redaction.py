@@ -11,6 +11,7 @@ import pytest
 from loguru import logger
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from greenroom import Actor, ErrorInfo, Message, Runtime, handler
 from greenroom.trace import (
     OtelExporter,
     Secret,
@@ -18,7 +19,9 @@ from greenroom.trace import (
     current_span,
     is_secret_key,
     log_patcher,
+    redact_text,
     redact_value,
+    register_secret,
     render_html,
     render_tree,
 )
@@ -167,3 +170,124 @@ async def test_the_log_patcher_adds_the_trace_and_span_ids(tmp_path: Path) -> No
     outside, inside = log.getvalue().splitlines()
     assert outside == "  outside"
     assert inside == f"{span.trace_id:016x} {span.span_id:016x} inside"
+
+
+def test_an_error_info_is_redacted_however_it_is_made() -> None:
+    secret = Secret("sk-ERRORINFO-51c9d0")
+    text = f"upstream said: bad key {secret.reveal()}"
+    try:
+        raise RuntimeError(text)
+    except RuntimeError as error:
+        built = ErrorInfo.from_exception(error)
+    made = ErrorInfo(type="RuntimeError", message=text, traceback=text)
+    decoded = msgspec.msgpack.decode(
+        msgspec.msgpack.encode({"type": "RuntimeError", "message": text, "traceback": text}),
+        type=ErrorInfo,
+    )
+    converted = msgspec.convert({"type": "x", "message": text}, ErrorInfo)
+    for info in (built, made, decoded, converted):
+        assert secret.reveal() not in msgspec.json.encode(info).decode()
+        assert info.message == "upstream said: bad key [redacted]"
+    assert built.traceback is not None
+    assert "RuntimeError: upstream said: bad key [redacted]" in built.traceback
+
+
+def test_prose_around_auth_words_is_kept_and_credentials_are_cut() -> None:
+    for prose in (
+        "an invalid token format",
+        "missing bearer token",
+        "the basic setup failed",
+        "Token budget exhausted",
+        "digest mismatch",
+    ):
+        assert redact_text(prose) == prose
+    assert redact_text("Authorization: Bearer sk-9f8e7d") == "Authorization: Bearer [redacted]"
+    assert redact_text("Basic YWRhOmh1bnRlcjI=") == "Basic [redacted]"
+    assert redact_text("Token 0123456789abcdef") == "Token [redacted]"
+    assert redact_text(redact_text("Bearer sk-9f8e7d")) == "Bearer [redacted]"
+
+
+def test_a_registered_text_is_cut_and_short_texts_are_not_registered() -> None:
+    planted = register_secret("pw-REGISTERED-33aa")
+    assert redact_text(f"login with {planted}!") == "login with [redacted]!"
+    register_secret("abc")  # too short: it would cut ordinary words
+    assert redact_text("abcdef") == "abcdef"
+    with pytest.raises(TypeError):
+        register_secret(b"bytes")  # type: ignore[arg-type]
+
+
+async def test_greenroom_records_are_redacted_with_no_patcher_installed() -> None:
+    """greenroom's logger redacts by itself: message, extra, and an attached exception,
+    which it formats without the local variables loguru's ``diagnose`` would show."""
+    from greenroom.trace._logging import logger as greenroom_logger
+
+    secret = Secret("sk-LOGGED-0b7e44c1")
+    log = io.StringIO()
+    logger.enable("greenroom")
+    sink = logger.add(log, format="{message} | {extra} | {exception}", diagnose=True)
+    try:
+        revealed = secret.reveal()  # a local that diagnose would print
+        try:
+            raise ValueError(f"rejected {revealed}")
+        except ValueError as error:
+            greenroom_logger.bind(api_key=revealed, note=f"key {revealed}", n=3).opt(
+                exception=error
+            ).warning("calling with {} failed", revealed)
+    finally:
+        logger.remove(sink)
+        logger.disable("greenroom")
+    written = log.getvalue()
+    assert secret.reveal() not in written
+    assert "calling with [redacted] failed" in written
+    assert "ValueError: rejected [redacted]" in written  # the traceback is kept, redacted
+    assert "'n': 3" in written
+
+
+class _Chatty(Actor):
+    @handler
+    async def work(self, msg: _Work) -> None:
+        key = msg.key_name  # the handler logs through the logger greenroom gives it
+        self.ctx.log.bind(token=_ACTOR_SECRET.reveal()).info(
+            "using {} for {}", _ACTOR_SECRET.reveal(), key
+        )
+
+
+class _Work(Message):
+    key_name: str
+
+
+_ACTOR_SECRET = Secret("sk-ACTORLOG-77c1e0aa")
+
+
+async def test_an_actors_logger_is_redacted() -> None:
+    log = io.StringIO()
+    sink = logger.add(log, format="{message} | {extra}")
+    try:
+        async with Runtime() as rt:
+            ref = await rt.spawn(_Chatty, name="chatty")
+            await ref.ask(_Work(key_name="billing"), timeout=5)
+    finally:
+        logger.remove(sink)
+    written = log.getvalue()
+    assert "using [redacted] for billing" in written
+    assert _ACTOR_SECRET.reveal() not in written
+
+
+GREENROOM = Path(__file__).resolve().parents[2] / "greenroom"
+
+
+def test_every_greenroom_module_logs_through_the_redacting_logger() -> None:
+    """No module takes loguru's own logger: it would write records unredacted."""
+    import ast
+
+    offenders = []
+    for path in sorted(GREENROOM.rglob("*.py")):
+        rel = path.relative_to(GREENROOM).as_posix()
+        if rel in ("trace/_logging.py", "__init__.py"):  # the redacting logger; disable()
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=rel)):
+            if isinstance(node, ast.ImportFrom) and node.module == "loguru":
+                names = {a.name for a in node.names}
+                if names - {"Record", "Logger", "Message"}:
+                    offenders.append(f"{rel}:{node.lineno}")
+    assert offenders == []
