@@ -308,6 +308,7 @@ async def test_no_planted_secret_reaches_any_artifact(
                 await traces.flush()
                 names, hits = _scan_folder(tmp_path)  # open: each database and its WAL
                 assert {"traces.db-wal", "mail.db-wal"} <= set(names)
+                await boxes.flush()  # the last failure's letter may still be queued
                 letters = boxes.dead_letters.list()
             trace_ids = [t.trace_id for t in await traces.recent_traces(100)]
             spans = [s for t in trace_ids for s in await traces.spans(t)]
