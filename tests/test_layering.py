@@ -13,6 +13,7 @@ PACKAGE = Path(greenroom.__file__).parent
 # Lowest first. A module may import its own layer and those before it.
 LAYERS = [
     "_secrets",
+    "_stored",
     "_errors",
     "_migrate",
     "trace",

@@ -25,12 +25,12 @@ import anyio
 import msgspec
 
 from greenroom._errors import ErrorInfo, UsageError
+from greenroom._stored import quote, stored_body, stored_text
 from greenroom.mailbox._deadletter import DeadLetter, DeadLetterReason
 from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._errors import MailboxUnavailable
 from greenroom.mailbox._redis_client import connect, redis_error
 from greenroom.mailbox._redis_mailbox_entries import REDRIVE, envelope_of
-from greenroom.mailbox._stored import quote, stored_body, stored_text
 
 if TYPE_CHECKING:
     import redis.asyncio

@@ -26,6 +26,7 @@ import aiosqlite
 import msgspec
 
 from greenroom._errors import ErrorInfo, UsageError
+from greenroom._stored import stored_body, stored_int, stored_text, stored_time
 from greenroom.mailbox._deadletter import DeadLetter, DeadLetterReason
 from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._errors import MailboxUnavailable
@@ -38,7 +39,6 @@ from greenroom.mailbox._sqlite_schema import (
     SCHEMA_TABLE,
     migrate,
 )
-from greenroom.mailbox._stored import stored_body, stored_int, stored_text, stored_time
 
 __all__ = [
     "SELECT_LETTERS",

@@ -23,14 +23,9 @@ import aiosqlite
 import msgspec
 
 from greenroom._errors import UsageError
+from greenroom._stored import stored_int, stored_text, stored_time
 from greenroom.trace._errors import TraceStoreUnavailable
-from greenroom.trace._rows import (
-    UNREADABLE,
-    span_of_stored_row,
-    stored_int,
-    stored_text,
-    stored_time,
-)
+from greenroom.trace._rows import UNREADABLE, span_of_stored_row
 from greenroom.trace._schema import COLUMNS, MIGRATIONS, SCHEMA_TABLE
 from greenroom.trace._span import Span, SpanStatus
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Final, cast
 
 import msgspec
 
 from greenroom._errors import ErrorInfo
+from greenroom._stored import quote, stored_int, stored_text, stored_time
 from greenroom.trace._redact import redact_text
 from greenroom.trace._span import Span
 from greenroom.trace._tracer import (
@@ -31,9 +30,6 @@ __all__ = [
     "rows_of_raw",
     "span_of_row",
     "span_of_stored_row",
-    "stored_int",
-    "stored_text",
-    "stored_time",
     "tokens_of",
 ]
 
@@ -138,61 +134,6 @@ UNREADABLE: Final = "greenroom.unreadable"
 """The attribute of a span read back whose row held values that could not be read as
 stored: one line per column, saying what was found (the span shows neutral values there)."""
 
-_SHOWN = 120  # characters of an unreadable stored value quoted in a problem
-
-
-def _quote(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
-
-
-def stored_text(value: object, column: str, problems: list[str]) -> str:
-    """A text column as read (``str``, or ``bytes`` on a ``text_factory=bytes`` connection).
-
-    Bytes that are not UTF-8 are shown with ``\\xNN`` escapes, and a value of
-    another type as its ``str``; either adds a line to ``problems``. Never raises.
-    """
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        try:
-            return value.decode()
-        except UnicodeDecodeError:
-            problems.append(f"{column}: not UTF-8 text: {_quote(value)}")
-            return value.decode("utf-8", "backslashreplace")
-    problems.append(f"{column}: expected text, found {type(value).__name__} {_quote(value)}")
-    return "" if value is None else str(value)
-
-
-def stored_int(
-    value: object, column: str, problems: list[str], *, default: int | None = 0
-) -> int | None:
-    """An integer column as read; another type gives ``default`` and a line in ``problems``."""
-    if type(value) is int:
-        return value
-    if value is None and default is None:
-        return None
-    problems.append(f"{column}: expected an integer, found {type(value).__name__} {_quote(value)}")
-    return default
-
-
-def stored_time(value: object, column: str, problems: list[str]) -> float:
-    """A time column (seconds since the epoch) as read: a finite number a calendar can show.
-
-    Anything else (text, NaN, a year past 9999) gives ``0.0`` and a line in ``problems``.
-    """
-    if type(value) is int or type(value) is float:
-        at = float(value)
-        if math.isfinite(at):
-            try:
-                dt.datetime.fromtimestamp(at)
-            except (OverflowError, OSError, ValueError):
-                pass
-            else:
-                return at
-    problems.append(f"{column}: expected a time, found {type(value).__name__} {_quote(value)}")
-    return 0.0
-
 
 def _stored_json(value: object) -> tuple[Any, str | None]:
     """A JSON column as read: the value, or ``None`` and why it cannot be read."""
@@ -225,7 +166,7 @@ def span_of_stored_row(row: Sequence[object]) -> Span:
             attributes = decoded
         else:
             why = why or f"expected a JSON object, found {type(decoded).__name__}"
-            problems.append(f"attributes: {why}; stored: {_quote(attrs)}")
+            problems.append(f"attributes: {why}; stored: {quote(attrs)}")
     info: ErrorInfo | None = None
     if error is not None:
         decoded, why = _stored_json(error)
@@ -236,12 +177,12 @@ def span_of_stored_row(row: Sequence[object]) -> Span:
         if info is None:
             info = ErrorInfo(
                 type="greenroom.UnreadableError",
-                message=f"the stored error cannot be read ({why}): {_quote(error)}",
+                message=f"the stored error cannot be read ({why}): {quote(error)}",
             )
     span = Span(
         trace_id=stored_int(trace_id, "trace_id", problems) or 0,
         span_id=stored_int(span_id, "span_id", problems) or 0,
-        parent_id=stored_int(parent_id, "parent_id", problems, default=None),
+        parent_id=stored_int(parent_id, "parent_id", problems, null=True),
         kind=stored_text(kind, "kind", problems),
         name=stored_text(name, "name", problems),
         actor=None if actor is None else stored_text(actor, "actor", problems),

@@ -1,4 +1,4 @@
-"""Values read back from a database or a stream, decoded totally.
+"""Values read back from a database or a stream, decoded totally (mailbox, trace, CLI).
 
 Each function takes what sqlite3 (text selected as bytes) or Redis gave for
 one column or field, and returns the value it should hold, or a neutral
@@ -8,6 +8,7 @@ the column and quotes what was found. None of them raises.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any, Final
 
@@ -55,9 +56,18 @@ def stored_int(value: object, column: str, problems: list[str], *, null: bool = 
 
 
 def stored_time(value: object, column: str, problems: list[str], *, null: bool = False) -> Any:
-    """A time column: a finite number as a float; else 0.0 (``None`` with ``null``), a problem."""
+    """A time column (seconds since the epoch): a finite number a calendar can show, as a float.
+
+    Anything else (text, NaN, a year past 9999) gives ``0.0`` (``None`` with
+    ``null``) and a problem.
+    """
     if (type(value) is int or type(value) is float) and math.isfinite(value):
-        return float(value)
+        try:
+            dt.datetime.fromtimestamp(value)
+        except (OverflowError, OSError, ValueError):
+            pass
+        else:
+            return float(value)
     if value is None and null:
         return None
     problems.append(f"{column}: expected a time, found {type(value).__name__} {quote(value)}")
