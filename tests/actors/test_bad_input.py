@@ -92,6 +92,26 @@ async def test_unencodable_body_is_invalid_message() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["list", "map"])
+async def test_a_message_nested_too_deep_is_invalid_at_send_and_the_actor_serves_on(
+    kind: str,
+) -> None:
+    from tests._fuzz import deep
+
+    async with gr.Runtime() as rt:
+        ref = await rt.spawn(Echo, name="echo")
+        body = Unencodable(thing=deep(990, kind=kind))
+        with pytest.raises(gr.InvalidMessage, match="cannot be encoded"):
+            await ref.tell(body)
+        with pytest.raises(gr.InvalidMessage, match="cannot be encoded"):
+            await ref.ask(body)
+        with pytest.raises(gr.InvalidMessage, match="cannot be encoded"):
+            ref.tell_nowait(body)
+        assert len(rt.dead_letters.list(reason="invalid_message")) == 3
+        assert await ref.ask(Ping(n=7)) == 7
+
+
+@pytest.mark.anyio
 async def test_message_over_the_size_limit_raises_message_too_large() -> None:
     async with gr.Runtime(gr.RuntimeConfig(max_message_bytes=1024)) as rt:
         ref = await rt.spawn(Echo, name="echo")
