@@ -144,14 +144,15 @@ async def mailbox_rate(path: Path, total: int) -> float:
 def rows(start: int) -> list[tuple[Any, ...]]:
     now = time.time()
     return [
-        ("sink", n, None, None, None, n, None, 1, now, None, BODY, None)
+        ("sink", n, None, None, None, n, None, 1, now, None, BODY, None, None)
         for n in range(start, start + BATCH)
     ]
 
 
 def create_schema(db: sqlite3.Connection) -> None:
-    for statement in MIGRATIONS[0][1]:
-        db.execute(statement)
+    for _, statements in MIGRATIONS:  # the same schema (and dedupe trigger) as the mailbox's
+        for statement in statements:
+            db.execute(statement)
     db.commit()
 
 
@@ -159,8 +160,9 @@ async def aiosqlite_rate(path: Path, total: int) -> float:
     async with aiosqlite.connect(path) as db:
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = NORMAL")
-        for statement in MIGRATIONS[0][1]:
-            await db.execute(statement)
+        for _, statements in MIGRATIONS:
+            for statement in statements:
+                await db.execute(statement)
         await db.commit()
         h.settle()
         start = time.perf_counter()
