@@ -27,6 +27,7 @@ from greenroom._errors import (
     UnknownMessage,
     UsageError,
 )
+from greenroom._errors import publish_errors as _publish_errors
 from greenroom.actors import (
     IGNORE,
     Actor,
@@ -138,3 +139,5 @@ __all__ = [
     "run",
     "serve",
 ]
+
+_publish_errors(__name__, globals())

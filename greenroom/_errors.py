@@ -37,6 +37,9 @@ on the other side of a mailbox.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import cast
+
 import msgspec
 
 from greenroom._secrets import redact_text
@@ -60,6 +63,7 @@ __all__ = [
     "RuntimeFailure",
     "UnknownMessage",
     "UsageError",
+    "publish_errors",
 ]
 
 
@@ -286,3 +290,27 @@ class HandlerTimeout(RuntimeFailure):
         self.actor = actor
         self.message_type = message_type
         self.timeout = timeout
+
+
+def publish_errors(module: str, namespace: Mapping[str, object]) -> None:
+    """Name the exceptions a public module exports after that module, as trio does.
+
+    Called at the end of each public ``__init__`` with its ``globals()``:
+    every exception class in its ``__all__`` that lives in a private module
+    (a path with an ``_`` component) gets ``__module__ = module``, so a
+    traceback reads ``greenroom.AskTimeout: ...``, not
+    ``greenroom._errors.AskTimeout``. ``greenroom`` runs last, so a name it
+    re-exports shows its shortest public path. Only exceptions: renaming a
+    msgspec Struct's module would change where its string annotations are
+    resolved.
+    """
+    for name in cast("Iterable[str]", namespace.get("__all__", ())):
+        value = namespace.get(name)
+        if not (isinstance(value, type) and issubclass(value, BaseException)):
+            continue
+        current = value.__module__
+        if not current.startswith("greenroom"):
+            continue
+        private = any(part.startswith("_") for part in current.split("."))
+        if private or len(module) < len(current):
+            value.__module__ = module

@@ -89,3 +89,38 @@ def test_library_logging_is_disabled_until_the_application_enables_it() -> None:
     finally:
         logger.disable("greenroom")
         logger.remove(sink)
+
+
+PUBLIC_MODULES = [
+    "greenroom",
+    "greenroom.actors",
+    "greenroom.agent",
+    "greenroom.decide",
+    "greenroom.mailbox",
+    "greenroom.store",
+    "greenroom.testing",
+    "greenroom.tools",
+    "greenroom.trace",
+]
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_exported_errors_show_a_public_name_in_tracebacks(module_name: str) -> None:
+    import importlib
+    import traceback
+
+    module = importlib.import_module(module_name)
+    errors = [
+        getattr(module, name)
+        for name in module.__all__
+        if isinstance(getattr(module, name, None), type)
+        and issubclass(getattr(module, name), BaseException)
+    ]
+    if module_name == "greenroom":
+        assert len(errors) >= 19
+    for cls in errors:
+        home = cls.__module__
+        assert not any(part.startswith("_") for part in home.split(".")), cls
+        assert getattr(importlib.import_module(home), cls.__name__) is cls
+        shown = traceback.format_exception_only(cls.__new__(cls))[0]
+        assert shown.startswith(f"{home}.{cls.__qualname__}"), shown

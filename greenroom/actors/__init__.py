@@ -1,5 +1,6 @@
 """Actors, refs, supervisors, pools and the runtime."""
 
+from greenroom._errors import publish_errors as _publish_errors
 from greenroom.actors._actor import IGNORE, Actor, Ignore, handler
 from greenroom.actors._config import RuntimeConfig, RuntimeStatistics
 from greenroom.actors._context import ActorContext, Timer
@@ -56,3 +57,5 @@ __all__ = [
     "run",
     "serve",
 ]
+
+_publish_errors(__name__, globals())

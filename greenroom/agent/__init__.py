@@ -15,6 +15,7 @@
 Each part is an ordinary actor or plain class; replace any with your own.
 """
 
+from greenroom._errors import publish_errors as _publish_errors
 from greenroom.agent._context import BuiltContext, ContextBuilder, Fact
 from greenroom.agent._conversation import Conversation, conversation_scope
 from greenroom.agent._coordinator import Coordinator, conversation_pool
@@ -59,3 +60,5 @@ __all__ = [
     "conversation_scope",
     "conversation_workers",
 ]
+
+_publish_errors(__name__, globals())

@@ -7,6 +7,7 @@ takeover when a node dies, and reaches actors by name wherever they run
 long-lived node process.
 """
 
+from greenroom._errors import publish_errors as _publish_errors
 from greenroom.cluster._errors import RemoteError, UnknownPool
 from greenroom.cluster._node import Node
 from greenroom.cluster._refs import ClusterPoolRef, RemoteRef, partition_of
@@ -21,3 +22,5 @@ __all__ = [
     "partition_of",
     "serve_node",
 ]
+
+_publish_errors(__name__, globals())

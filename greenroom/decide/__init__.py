@@ -9,6 +9,7 @@ OpenAI-compatible chat-completions server) and :class:`FallbackRouter`
 :class:`Budget` and detects loops and stalls.
 """
 
+from greenroom._errors import publish_errors as _publish_errors
 from greenroom.decide._budget import Budget, BudgetTracker, BudgetUsage
 from greenroom.decide._config import ModelConfig
 from greenroom.decide._context import ChatMessage, Context, Role, tool_name
@@ -101,3 +102,5 @@ __all__ = [
     "tool_returned",
     "user_says",
 ]
+
+_publish_errors(__name__, globals())

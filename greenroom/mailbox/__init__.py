@@ -1,5 +1,6 @@
 """Envelopes, the Mailbox protocol, the memory, sqlite and Redis mailboxes, and dead letters."""
 
+from greenroom._errors import publish_errors as _publish_errors
 from greenroom.mailbox._config import MailboxConfig, Overflow
 from greenroom.mailbox._deadletter import (
     DeadLetter,
@@ -67,3 +68,5 @@ __all__ = [
     "keyed_id",
     "make_envelope",
 ]
+
+_publish_errors(__name__, globals())

@@ -42,6 +42,7 @@ and only the commands it needs), or let it reach state only through
 messages to an actor that owns the scope.
 """
 
+from greenroom._errors import publish_errors as _publish_errors
 from greenroom.store._access import ActorStoreView, StoreAccess, declared_scopes
 from greenroom.store._contract import Principal, check_declaration
 from greenroom.store._errors import (
@@ -95,3 +96,5 @@ __all__ = [
     "check_declaration",
     "declared_scopes",
 ]
+
+_publish_errors(__name__, globals())

@@ -18,6 +18,7 @@ outputs served back in order and reports where the run diverged
 decider against the contexts recorded in traces and compares its decisions.
 """
 
+from greenroom._errors import publish_errors as _publish_errors
 from greenroom.testing._eval import EvalReport, StepOutcome, evaluate, load_decider
 from greenroom.testing._probe import ProbeTimeout, TestProbe
 from greenroom.testing._recorded import (
@@ -71,3 +72,5 @@ __all__ = [
     "load_decider",
     "tool_calls",
 ]
+
+_publish_errors(__name__, globals())

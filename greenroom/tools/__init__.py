@@ -39,6 +39,7 @@ Run untrusted code in another process that holds no tools or credentials,
 and let it ask an actor that does, by message.
 """
 
+from greenroom._errors import publish_errors as _publish_errors
 from greenroom.tools._access import ToolAccess
 from greenroom.tools._approval import ApprovalGate
 from greenroom.tools._arguments import ArgumentDecoder, Arguments
@@ -185,3 +186,5 @@ __all__ = [
     "step_key",
     "tool",
 ]
+
+_publish_errors(__name__, globals())

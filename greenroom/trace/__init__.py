@@ -7,6 +7,7 @@ The lowest layer of greenroom: it imports only ``greenroom._errors`` and
 
 import typing as _typing
 
+from greenroom._errors import publish_errors as _publish_errors
 from greenroom.trace import _genai as genai
 from greenroom.trace._errors import TraceStoreUnavailable
 from greenroom.trace._export import SpanExporter
@@ -66,6 +67,8 @@ __all__ = [
     "render_html",
     "render_tree",
 ]
+
+_publish_errors(__name__, globals())
 
 
 def __getattr__(name: str) -> object:
