@@ -7,6 +7,7 @@ not a surprise at the first failure. Times are in seconds.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -49,12 +50,35 @@ _ROUTINGS = ("round_robin", "least_loaded", "consistent_hash")
 _AUTO = ("never", "any_significant", "all_significant")
 
 
-def _positive(owner: str, field: str, value: float | None, *, allow_zero: bool = False) -> None:
-    if value is None:
+def _positive(
+    owner: str,
+    field: str,
+    value: float | None,
+    *,
+    allow_zero: bool = False,
+    allow_none: bool = True,
+    finite: bool = False,
+) -> None:
+    if value is None and allow_none:
         return
-    if not isinstance(value, int | float) or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise InvalidSpec(f"{owner}.{field} must be a number {bound}, got {value!r}")
+    bound = ">= 0" if allow_zero else "> 0"
+    if finite:
+        bound += " and finite"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or math.isnan(value)
+        or value < 0
+        or (value == 0 and not allow_zero)
+        or (finite and math.isinf(value))
+    ):
+        none = " or None" if allow_none else ""
+        raise InvalidSpec(f"{owner}.{field} must be a number {bound}{none}, got {value!r}")
+
+
+def _count(owner: str, field: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidSpec(f"{owner}.{field} must be an int >= {minimum}, got {value!r}")
 
 
 class Backoff(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,11 +101,17 @@ class Backoff(msgspec.Struct, frozen=True, kw_only=True):
     jitter: float = 0.2
 
     def __post_init__(self) -> None:
-        _positive("Backoff", "initial", self.initial, allow_zero=True)
-        _positive("Backoff", "maximum", self.maximum, allow_zero=True)
-        if not isinstance(self.multiplier, int | float) or self.multiplier < 1:
-            raise InvalidSpec(f"Backoff.multiplier must be >= 1, got {self.multiplier!r}")
-        if not isinstance(self.jitter, int | float) or not 0 <= self.jitter <= 1:
+        for field in ("initial", "maximum"):
+            _positive("Backoff", field, getattr(self, field), allow_zero=True, allow_none=False)
+        multiplier = self.multiplier
+        if (
+            isinstance(multiplier, bool)
+            or not isinstance(multiplier, int | float)
+            or not 1 <= multiplier < math.inf
+        ):
+            raise InvalidSpec(f"Backoff.multiplier must be >= 1 and finite, got {multiplier!r}")
+        jitter = self.jitter
+        if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
             raise InvalidSpec(f"Backoff.jitter must be between 0 and 1, got {self.jitter!r}")
 
     def delay(self, n: int) -> float:
@@ -111,10 +141,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     retry_on: tuple[type[BaseException], ...] = (Exception,)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise InvalidSpec(
-                f"RetryPolicy.max_attempts must be an int >= 1, got {self.max_attempts!r}"
-            )
+        _count("RetryPolicy", "max_attempts", self.max_attempts, 1)
         for exc_type in self.retry_on:
             if not (isinstance(exc_type, type) and issubclass(exc_type, Exception)):
                 raise InvalidSpec(f"RetryPolicy.retry_on holds {exc_type!r}, not an Exception type")
@@ -174,9 +201,8 @@ class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
         if not (isinstance(self.actor, type) and issubclass(self.actor, Actor)):
             raise InvalidSpec(f"ChildSpec.actor must be an Actor subclass, got {self.actor!r}")
         _check_common("ChildSpec", self.id, self.restart, self.shutdown, self.significant)
-        _positive("ChildSpec", "handler_timeout", self.handler_timeout)
-        if not isinstance(self.throughput, int) or self.throughput < 1:
-            raise InvalidSpec(f"ChildSpec.throughput must be an int >= 1, got {self.throughput!r}")
+        _positive("ChildSpec", "handler_timeout", self.handler_timeout, finite=True)
+        _count("ChildSpec", "throughput", self.throughput, 1)
         if not isinstance(self.args, tuple):
             raise InvalidSpec(f"ChildSpec.args must be a tuple, got {type(self.args).__name__}")
 
@@ -218,8 +244,12 @@ class PoolSpec(msgspec.Struct, frozen=True, kw_only=True):
         _check_common("PoolSpec", self.id, self.restart, self.shutdown, self.significant)
         if not isinstance(self.worker, ChildSpec):
             raise InvalidSpec(f"PoolSpec.worker must be a ChildSpec, got {self.worker!r}")
-        if not isinstance(self.size, int) or self.size < 0:
-            raise InvalidSpec(f"PoolSpec.size must be an int >= 0, got {self.size!r}")
+        _count("PoolSpec", "size", self.size, 0)
+        if self.worker.significant:
+            raise InvalidSpec(
+                "PoolSpec.worker is significant; a pool's workers are dynamic children and "
+                "cannot shut the pool down (mark the pool itself significant instead)"
+            )
         if self.routing not in _ROUTINGS:
             raise InvalidSpec(f"PoolSpec.routing must be one of {_ROUTINGS}, got {self.routing!r}")
         if self.routing == "consistent_hash" and self.key is None:
@@ -294,6 +324,12 @@ class SupervisorSpec(msgspec.Struct, frozen=True, kw_only=True):
                     "ids must be unique among siblings"
                 )
             seen.add(child.child_id)
+            if child.significant and self.auto_shutdown == "never":
+                raise InvalidSpec(
+                    f"SupervisorSpec {self.id!r} has a significant child {child.child_id!r} "
+                    "but auto_shutdown='never'; significant children need "
+                    "auto_shutdown='any_significant' or 'all_significant' (as in OTP)"
+                )
 
     @property
     def child_id(self) -> str:
@@ -310,7 +346,10 @@ def _check_common(owner: str, cid: str | None, restart: str, shutdown: float, si
         raise InvalidSpec(f"{owner}.id must be a non-empty str without '/', got {cid!r}")
     if restart not in _RESTARTS:
         raise InvalidSpec(f"{owner}.restart must be one of {_RESTARTS}, got {restart!r}")
-    _positive(owner, "shutdown", shutdown, allow_zero=True)
+    # inf is OTP's `infinity` (wait as long as the child takes); NaN and None are refused
+    _positive(owner, "shutdown", shutdown, allow_zero=True, allow_none=False)
+    if not isinstance(sig, bool):
+        raise InvalidSpec(f"{owner}.significant must be a bool, got {sig!r}")
     if sig and restart == "permanent":
         raise InvalidSpec(
             f"{owner} is significant but permanent; a significant child must be "
@@ -319,6 +358,5 @@ def _check_common(owner: str, cid: str | None, restart: str, shutdown: float, si
 
 
 def _check_intensity(owner: str, max_restarts: int, within: float) -> None:
-    if not isinstance(max_restarts, int) or max_restarts < 0:
-        raise InvalidSpec(f"{owner}.max_restarts must be an int >= 0, got {max_restarts!r}")
-    _positive(owner, "within", within)
+    _count(owner, "max_restarts", max_restarts, 0)
+    _positive(owner, "within", within, allow_none=False, finite=True)

@@ -448,6 +448,11 @@ class Supervisor(Actor):
         ``named``: whether the application (not an actor's code) asked for
         it, so that entries naming the child by name apply to it.
         """
+        if spec.significant and self.spec.auto_shutdown == "never":
+            raise InvalidSpec(
+                f"{self.ctx.name} has auto_shutdown='never', so it cannot take the significant "
+                f"child {spec.child_id!r} (as in OTP); mark it significant=False"
+            )
         if isinstance(spec, ChildSpec) and spec.id is None:
             spec = msgspec.structs.replace(spec, id=self._next_id(spec.child_id))
         _, ref = await self._add(spec, rollback=False, named=named)
