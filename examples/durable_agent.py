@@ -14,7 +14,12 @@ What makes it work:
   delivered again, with ``attempt`` incremented, when it restarts;
 * the handler is idempotent: it writes the note together with its
   envelope id (``INSERT OR IGNORE``), so a note delivered twice is written
-  once. This is the pattern to copy for any effect of your own.
+  once. This is the pattern to copy for any effect of your own;
+* the sender cannot know whether a note it sent just before the kill was
+  committed (its "sent" line may not have been printed), so after a restart
+  it sends that note again, with the same ``idempotency_key``: the envelope
+  id comes from the key, and the mailbox drops the re-send of a note it
+  already has (or handled within its ``dedupe_window``).
 """
 
 from __future__ import annotations
@@ -73,7 +78,8 @@ class Feeder(gr.Actor):
 
     @gr.handler
     async def next(self, msg: Note) -> None:
-        await self.ctx.runtime.ref("agent/notebook").tell(msg)  # returns once committed
+        notebook = self.ctx.runtime.ref("agent/notebook")
+        await notebook.tell(msg, idempotency_key=f"note-{msg.n}")  # returns once committed
         print(f"sent {msg.n}", flush=True)
         if msg.n < TOTAL:
             await self.ctx.ref.tell(Note(n=msg.n + 1))

@@ -44,8 +44,12 @@ async def backup() -> AsyncIterator[ScriptedModelServer]:
         yield running
 
 
-def _client(server: ScriptedModelServer, name: str, *, stream: bool = False) -> OpenAIClient:
-    config = ModelConfig(model=name, base_url=server.base_url, stream=stream, timeout=0.2)
+def _client(
+    server: ScriptedModelServer, name: str, *, stream: bool = False, timeout: float = 0.2
+) -> OpenAIClient:
+    # 0.2 s makes a slow primary time out quickly; a backup that must answer gets 5 s,
+    # so a loaded machine cannot time it out too.
+    config = ModelConfig(model=name, base_url=server.base_url, stream=stream, timeout=timeout)
     return OpenAIClient(config, api_key="sk-x")
 
 
@@ -77,7 +81,7 @@ async def test_router_answers_from_the_fallback_when_the_primary_fails(
     backup.reply("from the backup")
     async with (
         _client(server, "primary", stream=stream) as p,
-        _client(backup, "backup", stream=stream) as b,
+        _client(backup, "backup", stream=stream, timeout=5.0) as b,
     ):
         result = await FallbackRouter([p, b]).decide(CONTEXT)
     assert result.model == "backup"
