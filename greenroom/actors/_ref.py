@@ -87,10 +87,7 @@ class ActorRef:
         """
         runtime = self._runtime
         cell = self._target(body)
-        if idempotency_key is None:
-            envelope = runtime._envelope(cell, body)
-        else:
-            envelope = runtime._envelope(cell, body, key=idempotency_key)
+        envelope = runtime._envelope(cell, body, key=idempotency_key)
         if not cell.durable:
             try:
                 if cell.mailbox.offer(envelope):  # the fast path: room, nobody waiting

@@ -526,13 +526,8 @@ class Runtime:
             self._refuse(cell, body, "actor_stopped", closed)
             raise closed
         if not ask:
-            if key is None:
-                return make_envelope(cell.name, body)
             return make_envelope(cell.name, body, key=key)
-        if key is None:
-            envelope = make_envelope(cell.name, body, reply_to=self.node)
-        else:
-            envelope = make_envelope(cell.name, body, reply_to=self.node, key=key)
+        envelope = make_envelope(cell.name, body, reply_to=self.node, key=key)
         envelope.correlation_id = envelope.id
         if timeout is not None:
             envelope.deadline = envelope.created_at + timeout

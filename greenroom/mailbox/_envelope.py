@@ -163,49 +163,37 @@ def make_envelope(
     Raises:
         UsageError: ``key`` is not a valid idempotency key.
     """
-    if key is not None:
-        envelope = _envelope(
-            recipient, body, correlation_id, reply_to, deadline, keyed_id(recipient, key)
-        )
-        if reply_to is None:  # a keyed tell: remembered after its ack
-            envelope.causation_id = envelope.id
-        return envelope
-    return _envelope(recipient, body, correlation_id, reply_to, deadline, new_id())
-
-
-def _envelope(
-    recipient: str,
-    body: object,
-    correlation_id: int | None,
-    reply_to: str | None,
-    deadline: float | None,
-    msg_id: int,
-) -> Envelope:
+    msg_id = new_id() if key is None else keyed_id(recipient, key)
     parent = current_span.get()
     if parent is None:
         if reply_to is None and correlation_id is None and deadline is None:
-            return Envelope(
+            envelope = Envelope(
                 id=msg_id, recipient=recipient, body=body, trace_id=msg_id, created_at=_time()
             )
-        return Envelope(
+        else:
+            envelope = Envelope(
+                id=msg_id,
+                recipient=recipient,
+                body=body,
+                reply_to=reply_to,
+                correlation_id=correlation_id,
+                trace_id=msg_id,
+                created_at=_time(),
+                deadline=deadline,
+            )
+    else:
+        envelope = Envelope(
             id=msg_id,
             recipient=recipient,
             body=body,
+            sender=getattr(parent, "recipient", None) or getattr(parent, "actor", None),
             reply_to=reply_to,
             correlation_id=correlation_id,
-            trace_id=msg_id,
+            trace_id=parent.trace_id,
+            parent_span_id=parent.span_id,
             created_at=_time(),
             deadline=deadline,
         )
-    return Envelope(
-        id=msg_id,
-        recipient=recipient,
-        body=body,
-        sender=getattr(parent, "recipient", None) or getattr(parent, "actor", None),
-        reply_to=reply_to,
-        correlation_id=correlation_id,
-        trace_id=parent.trace_id,
-        parent_span_id=parent.span_id,
-        created_at=_time(),
-        deadline=deadline,
-    )
+    if key is not None and reply_to is None:  # a keyed tell: remembered after its ack
+        envelope.causation_id = msg_id
+    return envelope

@@ -226,6 +226,40 @@ async def test_concurrent_asks_of_one_key_share_one_delivery_and_one_reply(
     assert len(counter.handled) == 1  # the later asks joined the first
 
 
+class Gate(gr.Message):
+    order: str
+
+
+class Slow(gr.Actor):
+    """Answers a ``Gate`` only once ``release`` is set."""
+
+    def __init__(self, release: anyio.Event) -> None:
+        self.release = release
+
+    @gr.handler
+    async def gate(self, msg: Gate) -> str:
+        await self.release.wait()
+        return msg.order
+
+
+async def test_an_ask_that_joins_a_keyed_ask_times_out_alone_and_the_first_is_answered() -> None:
+    release = anyio.Event()
+    async with gr.Runtime() as rt:
+        slow = await rt.spawn(Slow, name="slow", args=(release,))
+        first: list[str] = []
+
+        async def ask_first() -> None:
+            first.append(await slow.ask(Gate(order="g"), timeout=10, idempotency_key="g"))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ask_first)
+            await anyio.wait_all_tasks_blocked()
+            with anyio.fail_after(5), pytest.raises(gr.AskTimeout):
+                await slow.ask(Gate(order="g"), timeout=0.05, idempotency_key="g")
+            release.set()
+    assert first == ["g"]  # the joiner's timeout did not cancel the shared reply
+
+
 @pytest.mark.parametrize("key", [17, "", b"", "k" * 1025])
 async def test_an_invalid_idempotency_key_is_a_usage_error_naming_the_fix(key: object) -> None:
     async with gr.Runtime() as rt:
