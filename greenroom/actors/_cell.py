@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -22,6 +23,7 @@ import anyio
 
 from greenroom._errors import ActorStopped, ErrorInfo, HandlerTimeout
 from greenroom.actors._actor import IGNORE, Actor, HandlerFn, dispatch_table, resolve_handler
+from greenroom.actors._context import ActorContext
 from greenroom.actors._principal import Principal
 from greenroom.mailbox import Envelope, Mailbox
 from greenroom.trace import MessageRow, attempt_span_id, current_span, current_tracer
@@ -29,8 +31,9 @@ from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
     from greenroom.actors._extension import Extension
+    from greenroom.actors._forward import Deferred
     from greenroom.actors._ref import ActorRef
-    from greenroom.actors._runtime import Runtime
+    from greenroom.actors._system import System
 
 __all__ = ["Cell", "State", "SysItem", "acting", "in_supervisor"]
 
@@ -96,12 +99,13 @@ class Cell:
         "actor",
         "child",
         "current",
+        "deferred",
         "dispatch",
         "durable",
         "factory",
         "failures",
-        "handled",
         "handler_timeout",
+        "keyed",
         "kind",
         "links",
         "mailbox",
@@ -110,11 +114,12 @@ class Cell:
         "parent",
         "principal",
         "ref",
-        "runtime",
         "services",
         "shutdown",
         "state",
+        "supervisor",
         "sys",
+        "system",
         "task",
         "throughput",
         "timers",
@@ -123,7 +128,7 @@ class Cell:
 
     def __init__(
         self,
-        runtime: Runtime,
+        system: System,
         name: str,
         factory: Callable[[], Actor],
         actor_type: type[Actor],
@@ -134,8 +139,10 @@ class Cell:
         shutdown: float = 5.0,
         handler_timeout: float | None = None,
         throughput: int = 64,
+        supervisor: bool = False,
     ) -> None:
-        self.runtime = runtime
+        self.system = system
+        self.supervisor = supervisor  # its actor is a Supervisor (or a Pool)
         self.name = name
         self.factory = factory
         self.dispatch: dict[type, HandlerFn] = dispatch_table(actor_type)
@@ -158,8 +165,9 @@ class Cell:
         self.current: Envelope | None = None
         self.timers: set[Any] | None = None
         self.links: list[Cell] | None = None
+        self.keyed: dict[int, asyncio.Future[Any]] | None = None  # keyed asks in flight
+        self.deferred: weakref.WeakSet[Deferred] | None = None  # deferred asks not settled
         self.services: dict[type, tuple[object, Extension]] | None = None
-        self.handled = 0
         self.failures = 0
         mailbox.set_listener(self.wake)
 
@@ -173,14 +181,14 @@ class Cell:
         waiter = self.waiter
         if waiter is not None:
             self.waiter = None
-            self.runtime._idle.pop(self, None)
+            self.system.idle.pop(self, None)
             if not waiter.done():
                 waiter.set_result(False)
         elif self.task is None and self.state is State.RUNNING:
             # Only a running cell gets a task: a supervisor's system items must
             # not run beside its own start or stop (which run in its parent's
             # task); they wait for the running state, or are dropped by close.
-            self.task = self.runtime._start_task(self._run(), self.name)
+            self.task = self.system.start_task(self._run(), self.name)
 
     def retire(self) -> None:
         """Release the task of an idle cell; the next message starts a new one."""
@@ -188,7 +196,7 @@ class Cell:
         if waiter is not None:
             self.waiter = None
             self.task = None
-            self.runtime._idle.pop(self, None)
+            self.system.idle.pop(self, None)
             if not waiter.done():
                 waiter.set_result(True)
 
@@ -203,16 +211,17 @@ class Cell:
         self.wake()
 
     async def _run(self) -> None:
-        # The hot loop: handling is inlined (no coroutine per message) and
-        # everything it touches per message is a local.
+        # The hot loop: handling is inlined (no coroutine per message besides
+        # the handler's) and everything it touches per message is a local.
         mailbox = self.mailbox
         get = mailbox.get_nowait
-        ack = mailbox.ack
+        ack = mailbox.ack if self.durable else None  # a memory ack does nothing
         dispatch = self.dispatch
-        runtime = self.runtime
+        system = self.system
         throughput = self.throughput
+        handler_timeout = self.handler_timeout
         running = State.RUNNING
-        tracer = runtime.tracer
+        tracer = system.tracer
         record = None if tracer is None else tracer.record_message  # with an error
         append: Callable[[MessageRow], None] | None = None
         appended = None
@@ -248,21 +257,21 @@ class Cell:
                 body = envelope.body
                 fn = dispatch.get(type(body))
                 if fn is None and (fn := resolve_handler(dispatch, type(body))) is None:
-                    runtime._unknown_message(self, envelope)
+                    system.unknown_message(self, envelope)
                     continue
                 self.current = envelope
                 token = _set_span(envelope)
                 if record is not None and not start:
                     start = _time()
                 try:
-                    if self.handler_timeout is None:
+                    if handler_timeout is None:
                         result = await fn(self.actor, body)
                     else:
-                        result = await self._handle_with_deadline(fn, body, self.handler_timeout)
+                        result = await self._handle_with_deadline(fn, body, handler_timeout)
                 except Exception as exc:
                     self.current = None
                     if record is not None:
-                        record(envelope, envelope.attempt, self.name, start, _time(), exc)
+                        record(envelope, envelope.attempt, actor_name, start, _time(), exc)
                     self.fail(envelope, exc)
                     return
                 finally:
@@ -285,10 +294,16 @@ class Cell:
                     )
                     rows += 1
                     start = end
-                ack(envelope)
-                self.handled += 1
-                if envelope.correlation_id is not None:
-                    runtime._reply(envelope, result)
+                if ack is not None:
+                    ack(envelope)
+                reply = envelope.reply
+                if reply is not None:  # a local ask: the future travels in the envelope
+                    if reply.done():
+                        system.late_replies += 1
+                    else:
+                        reply.set_result(result)
+                elif envelope.correlation_id is not None:
+                    system.reply(envelope, result)  # an ask from another process
                 n += 1
                 if n >= throughput:
                     n = 0
@@ -304,15 +319,15 @@ class Cell:
                 self.task = None
 
     async def _linger(self) -> bool:
-        waiter: asyncio.Future[bool] = self.runtime._loop.create_future()
+        waiter: asyncio.Future[bool] = self.system.loop.create_future()
         self.waiter = waiter
-        self.runtime._idle[self] = self.runtime._sweeps
+        self.system.idle[self] = self.system.sweeps
         try:
             return await waiter
         finally:
             if self.waiter is waiter:
                 self.waiter = None
-                self.runtime._idle.pop(self, None)
+                self.system.idle.pop(self, None)
 
     async def _run_system(self, item: SysItem) -> None:
         future = item.future
@@ -346,14 +361,14 @@ class Cell:
         self._cancel_timers()
         parent = self.parent
         if parent is None:
-            self.runtime._root_failed(self, error)
+            self.system.root_failed(error)
         else:
             instance = self.actor
 
             def settle() -> None:
                 # The supervisor stopped before it could decide: the message fails.
                 if envelope is not None:
-                    self.runtime._undeliverable(self, envelope)
+                    self.system.undeliverable(self, envelope)
 
             parent.post_system(
                 SysItem(
@@ -369,7 +384,7 @@ class Cell:
         self.state = State.EXITING
         parent = self.parent
         if parent is None:
-            self.runtime._root_exited(self)
+            self.system.root_failed(None)
         else:
             instance = self.actor
             parent.post_system(SysItem(lambda sup: sup._child_exited(self, instance)))
@@ -377,8 +392,6 @@ class Cell:
     # -- lifecycle (run by the supervisor, in its task) -------------------
 
     def _bind(self, actor: Actor) -> None:
-        from greenroom.actors._context import ActorContext
-
         actor._gr_ctx = ActorContext(self)
         self.actor = actor
 
@@ -442,7 +455,7 @@ class Cell:
                 envelope.attempt += 1
                 self.mailbox.requeue(envelope)
             else:
-                self.runtime._undeliverable(self, envelope)
+                self.system.undeliverable(self, envelope)
         actor = self.actor
         if actor is not None and was in (State.RUNNING, State.EXITING, State.FAILED):
             with anyio.move_on_after(self.shutdown) as scope:
@@ -460,7 +473,7 @@ class Cell:
             self.links = None
             for linked in reversed(links):
                 if linked.state is not State.STOPPED and linked.child is not None:
-                    await linked.runtime._stop_linked(linked)
+                    await linked.system.stop_linked(linked)
 
     async def _release_services(self) -> None:
         services = self.services
@@ -499,11 +512,11 @@ class Cell:
         envelope = self.current
         self.current = None
         if envelope is not None:
-            self.runtime._undeliverable(self, envelope)
+            self.system.undeliverable(self, envelope)
         if self.actor is not None:
             self.actor._gr_kill()
         if self.services:
-            self.runtime._start_task(self._release_services(), f"{self.name}:release")
+            self.system.start_task(self._release_services(), f"{self.name}:release")
         self.close()
 
     def close(self) -> None:
@@ -512,9 +525,18 @@ class Cell:
         self._cancel_timers()
         self.retire()
         for envelope in self.mailbox.close():
-            self.runtime._undeliverable(self, envelope)
+            self.system.undeliverable(self, envelope)
+        self._fail_deferred()
         self._fail_system_items()
-        self.runtime._unregister(self)
+        self.system.unregister(self)
+
+    def _fail_deferred(self) -> None:
+        deferred = self.deferred
+        if deferred:
+            self.deferred = None
+            for held in list(deferred):
+                if not held.settled:
+                    held.fail(ActorStopped(self.name, type(held.body).__qualname__))
 
     def _fail_system_items(self) -> None:
         while self.sys:

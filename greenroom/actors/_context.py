@@ -9,7 +9,6 @@ import msgspec
 
 from greenroom._errors import (
     ActorStopped,
-    ErrorInfo,
     GreenroomError,
     InvalidSpec,
     MailboxClosed,
@@ -19,7 +18,8 @@ from greenroom._errors import (
 from greenroom.actors._forward import Deferred, send_onward
 from greenroom.actors._principal import Principal
 from greenroom.actors._ref import ActorRef
-from greenroom.mailbox import Envelope, MailboxConfig
+from greenroom.actors._spec import Spec, as_spec
+from greenroom.mailbox import Envelope, MailboxConfig, check_message
 from greenroom.trace import current_span, format_id
 from greenroom.trace._logging import logger
 
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from greenroom.actors._actor import Actor
     from greenroom.actors._cell import Cell
     from greenroom.actors._runtime import Runtime
-    from greenroom.actors._spec import Spec
     from greenroom.mailbox import IdempotencyKey
 
 __all__ = ["ActorContext", "Timer"]
@@ -51,7 +50,7 @@ class Timer:
         self._body = body
         self._interval = interval
         self.cancelled = False
-        loop = cell.runtime._loop
+        loop = cell.system.loop
         self._due = loop.time() + delay
         self._handle = loop.call_at(self._due, self._fire)
 
@@ -72,22 +71,21 @@ class Timer:
                 cell.timers.discard(self)
         else:
             # Fixed rate: the next tick is due one interval after this one was.
-            loop = cell.runtime._loop
+            loop = cell.system.loop
             self._due = max(self._due + self._interval, loop.time())
             self._handle = loop.call_at(self._due, self._fire)
-        runtime = cell.runtime
+        system = cell.system
         try:
-            envelope = runtime._envelope(cell, self._body)
+            envelope = system.envelope(cell, self._body)
         except GreenroomError:
             return  # refused (the runtime is draining): the refusal is a dead letter
         try:
             cell.mailbox.put_nowait(envelope)
         except (MailboxFull, MailboxClosed) as exc:
-            info = ErrorInfo.from_exception(exc)
             if isinstance(exc, MailboxFull):
-                runtime._dead_letter(envelope, cell.name, "mailbox_full", info)
+                system.dead_letter(envelope, cell.name, "mailbox_full", exc)
             else:
-                runtime._dead_letter(envelope, cell.name, "actor_stopped", info)
+                system.dead_letter(envelope, cell.name, "actor_stopped", exc)
 
 
 class ActorContext:
@@ -111,7 +109,7 @@ class ActorContext:
     @property
     def runtime(self) -> Runtime:
         """The runtime the actor runs in."""
-        return self._cell.runtime
+        return self._cell.system.runtime
 
     @property
     def parent(self) -> ActorRef | None:
@@ -157,7 +155,7 @@ class ActorContext:
             found = services.get(kind)
             if found is not None:
                 return found[0]  # type: ignore[return-value]
-        for extension in cell.runtime.extensions:
+        for extension in cell.system.extensions:
             if issubclass(extension.service_type, kind):
                 made = extension.create(self)
                 if cell.services is None:
@@ -245,8 +243,9 @@ class ActorContext:
         """
         envelope = self._current("forward")
         payload = envelope.body if body is None else body
-        await send_onward(self._cell.runtime, envelope, target, payload, parent=None)
+        await send_onward(envelope, target, payload, parent=None)
         # Only now, when the ask has gone on: a failed send leaves it here.
+        envelope.reply = None
         envelope.correlation_id = None
         envelope.reply_to = None
 
@@ -263,9 +262,10 @@ class ActorContext:
         """
         envelope = self._current("defer")
         held = msgspec.structs.replace(envelope)
+        envelope.reply = None
         envelope.correlation_id = None
         envelope.reply_to = None
-        return Deferred(self._cell.runtime, held)
+        return Deferred(self._cell, held)
 
     def _current(self, what: str) -> Envelope:
         envelope = self._cell.current
@@ -299,18 +299,16 @@ class ActorContext:
             ChildStartFailed: the new actor's ``on_start`` raised.
             ActorStopped: this actor's supervisor is stopped.
         """
-        from greenroom.actors._runtime import as_spec
-
         cell = self._cell
         spec = as_spec(
             actor, name=name, args=args, kwargs=kwargs, mailbox=mailbox, restart="temporary"
         )
-        supervisor = cell if _is_supervisor(cell) else cell.parent
+        supervisor = cell if cell.supervisor else cell.parent
         if supervisor is None:
             raise InvalidSpec("the root cannot spawn linked actors; use Runtime.spawn")
         if supervisor.state.value == "stopped":
             raise ActorStopped(supervisor.name)
-        ref = await cell.runtime._start_child(supervisor, spec, named=False)
+        ref = await cell.system.start_child(supervisor, spec, False)
         if supervisor is not cell:
             if cell.links is None:
                 cell.links = []
@@ -328,8 +326,6 @@ class ActorContext:
         return self._timer(body, interval if first is None else first, interval)
 
     def _timer(self, body: object, delay: float, interval: float | None) -> Timer:
-        from greenroom.mailbox import check_message
-
         check_message(body)
         cell = self._cell
         timer = Timer(cell, body, max(0.0, delay), interval)
@@ -344,9 +340,3 @@ class ActorContext:
         Its supervisor then restarts it only if it is ``permanent``.
         """
         self._cell.request_exit()
-
-
-def _is_supervisor(cell: Cell) -> bool:
-    from greenroom.actors._supervisor import Supervisor
-
-    return isinstance(cell.actor, Supervisor)

@@ -20,26 +20,30 @@ receipts (or fail closed with ``StepInterrupted``). See
 anywhere yet, as a :class:`Deferred` (OTP's ``{noreply, State}`` and its
 ``From``): forward it, answer it or fail it later, from any later handler
 of the same actor. A router uses it to hold messages while their worker is
-being replaced.
+being replaced. An ask deferred and never settled fails with
+:class:`ActorStopped` when its actor stops, or with the asker's
+:class:`AskTimeout` at its deadline, whichever comes first.
 """
 
 from __future__ import annotations
 
 import time
+import weakref
 from typing import TYPE_CHECKING
 
-from greenroom._errors import ErrorInfo, UsageError
+import anyio
+
+from greenroom._errors import AskTimeout, GreenroomError, UsageError
 
 if TYPE_CHECKING:
+    from greenroom.actors._cell import Cell
     from greenroom.actors._ref import ActorRef
-    from greenroom.actors._runtime import Runtime
     from greenroom.mailbox import Envelope
 
 __all__ = ["Deferred", "send_onward"]
 
 
 async def send_onward(
-    runtime: Runtime,
     original: Envelope,
     target: ActorRef,
     body: object,
@@ -60,15 +64,30 @@ async def send_onward(
         AskTimeout: the deadline passed while waiting for mailbox room.
     """
     cell = target._target(body)
-    envelope = runtime._envelope(cell, body)
+    system = cell.system
+    envelope = system.envelope(cell, body)
+    envelope.reply = original.reply
     envelope.reply_to = original.reply_to
     envelope.correlation_id = original.correlation_id
     envelope.causation_id = original.causation
     deadline = envelope.deadline = original.deadline
     if parent is not None:
         envelope.trace_id, envelope.parent_span_id = parent
-    timeout = None if deadline is None else max(deadline - time.time(), 0.0)
-    await runtime._put(cell, envelope, timeout)
+    if not cell.durable:
+        try:
+            if cell.mailbox.offer(envelope):
+                return
+        except GreenroomError as exc:
+            raise system.closed(cell, envelope, exc) from None
+    if envelope.reply is not None or deadline is None:
+        await system.put(cell, envelope, envelope.reply)  # bounded by the ask's own timer
+        return
+    timeout = max(deadline - time.time(), 0.0)  # an ask from another process: its deadline
+    try:
+        with anyio.fail_after(timeout):
+            await system.put(cell, envelope, None)
+    except TimeoutError:
+        raise AskTimeout(cell.name, type(body).__qualname__, timeout) from None
 
 
 class Deferred:
@@ -85,12 +104,16 @@ class Deferred:
     ``on_stop`` (``fail(ActorStopped(...))``), which also runs before a restart.
     """
 
-    __slots__ = ("_envelope", "_runtime", "_settled")
+    __slots__ = ("__weakref__", "_cell", "_envelope", "_settled")
 
-    def __init__(self, runtime: Runtime, envelope: Envelope) -> None:
-        self._runtime = runtime
+    def __init__(self, cell: Cell, envelope: Envelope) -> None:
+        self._cell = cell
         self._envelope = envelope
         self._settled = False
+        if self.is_ask:  # failed with ActorStopped if its actor stops first
+            if cell.deferred is None:
+                cell.deferred = weakref.WeakSet()
+            cell.deferred.add(self)
 
     def __repr__(self) -> str:
         state = "settled" if self._settled else "pending"
@@ -109,7 +132,8 @@ class Deferred:
     @property
     def is_ask(self) -> bool:
         """Whether someone waits for an answer (the message was asked, not told)."""
-        return self._envelope.correlation_id is not None
+        envelope = self._envelope
+        return envelope.reply is not None or envelope.correlation_id is not None
 
     @property
     def settled(self) -> bool:
@@ -132,8 +156,8 @@ class Deferred:
         envelope = self._envelope
         payload = envelope.body if body is None else body
         parent = (envelope.trace_id, envelope.span_id)
-        await send_onward(self._runtime, envelope, target, payload, parent=parent)
-        self._settled = True
+        await send_onward(envelope, target, payload, parent=parent)
+        self._done()
 
     def reply(self, value: object) -> None:
         """Answer the asker with ``value`` now (a reply after its timeout is dropped).
@@ -142,9 +166,8 @@ class Deferred:
             UsageError: it was settled already.
         """
         self._check()
-        self._settled = True
-        if self._envelope.correlation_id is not None:
-            self._runtime._reply(self._envelope, value)
+        self._done()
+        self._cell.system.reply(self._envelope, value)
 
     def fail(self, error: BaseException) -> None:
         """Fail the asker's ask with ``error`` (raised from its ``ask``); a told message
@@ -154,13 +177,17 @@ class Deferred:
             UsageError: it was settled already.
         """
         self._check()
-        self._settled = True
+        self._done()
         envelope = self._envelope
-        if envelope.correlation_id is not None:
-            self._runtime._reply_error(envelope, error)
+        if self.is_ask:
+            self._cell.system.fail_ask(envelope, error)
         else:
-            info = ErrorInfo.from_exception(error)
-            self._runtime._dead_letter(envelope, envelope.recipient, "undeliverable", info)
+            self._cell.system.dead_letter(envelope, envelope.recipient, "undeliverable", error)
+
+    def _done(self) -> None:
+        self._settled = True
+        if self._cell.deferred is not None:
+            self._cell.deferred.discard(self)
 
     def _check(self) -> None:
         if self._settled:

@@ -1,23 +1,27 @@
-"""Actor references: the only way to reach an actor."""
+"""Actor references: the only way to reach an actor.
+
+A send is: check the body and make its envelope (``System.envelope``),
+then offer it to the mailbox, which takes it at once when there is room
+(the fast path, never suspending); otherwise ``System.put`` waits for room
+or fails per the overflow setting. An ask puts its reply future in the
+envelope, and one timer (``expire``) fails that future at the deadline:
+the wait for room and the wait for the reply are bounded by it together.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import TYPE_CHECKING, Any
 
-from greenroom._errors import AskTimeout, GreenroomError
+from greenroom._errors import GreenroomError
+from greenroom.actors._system import expire
 
 if TYPE_CHECKING:
     from greenroom.actors._cell import Cell
-    from greenroom.actors._runtime import Runtime
     from greenroom.mailbox import IdempotencyKey
 
 __all__ = ["ActorRef"]
-
-
-def _expire(future: asyncio.Future[Any], actor: str, body: object, timeout: float) -> None:
-    if not future.done():
-        future.set_exception(AskTimeout(actor, type(body).__qualname__, timeout))
 
 
 class ActorRef:
@@ -28,11 +32,10 @@ class ActorRef:
     supervisor was restarted. Refs compare and hash by name.
     """
 
-    __slots__ = ("_cell", "_runtime", "name")
+    __slots__ = ("_cell", "name")
 
     def __init__(self, cell: Cell) -> None:
         self._cell = cell
-        self._runtime: Runtime = cell.runtime
         self.name = cell.name
 
     def __repr__(self) -> str:
@@ -45,9 +48,10 @@ class ActorRef:
         return hash(self.name)
 
     def _target(self, body: object) -> Cell:
+        """The cell that takes ``body``: this actor's current one (a pool routes)."""
         cell = self._cell
         if cell.mailbox.closed:
-            fresh = self._runtime._cells.get(self.name)
+            fresh = cell.system.cells.get(self.name)
             if fresh is not None:
                 self._cell = cell = fresh
         return cell
@@ -85,16 +89,15 @@ class ActorRef:
                 re-send with the same ``idempotency_key``.
             UsageError: ``idempotency_key`` is not a non-empty str or bytes.
         """
-        runtime = self._runtime
         cell = self._target(body)
-        envelope = runtime._envelope(cell, body, key=idempotency_key)
-        if not cell.durable:
+        envelope = cell.system.envelope(cell, body, idempotency_key)
+        if not cell.durable:  # a durable offer does not wait for the commit: put does
             try:
                 if cell.mailbox.offer(envelope):  # the fast path: room, nobody waiting
                     return
-            except GreenroomError:
-                pass  # closed: _put says so, with a dead letter
-        await runtime._put(cell, envelope, None)
+            except GreenroomError as exc:  # closed: a dead letter, and ActorStopped
+                raise cell.system.closed(cell, envelope, exc) from None
+        await cell.system.put(cell, envelope, None)
 
     def tell_nowait(self, body: object, *, idempotency_key: IdempotencyKey | None = None) -> None:
         """Send ``body`` without ever waiting (``idempotency_key``: as for :meth:`tell`).
@@ -106,9 +109,8 @@ class ActorRef:
             ActorStopped: the actor is stopped.
             UsageError: ``idempotency_key`` is not a non-empty str or bytes.
         """
-        runtime = self._runtime
         cell = self._target(body)
-        runtime._put_nowait(cell, runtime._envelope(cell, body, key=idempotency_key))
+        cell.system.put_nowait(cell, cell.system.envelope(cell, body, idempotency_key))
 
     async def ask(
         self,
@@ -142,34 +144,61 @@ class ActorRef:
             MailboxUnavailable: as for :meth:`tell` (the outcome is unknown).
             InvalidMessage, MessageTooLarge, UsageError: as for :meth:`tell`.
         """
-        runtime = self._runtime
-        if timeout is None:
-            timeout = runtime.config.ask_timeout
         cell = self._target(body)
-        envelope = runtime._envelope(cell, body, ask=True, timeout=timeout, key=idempotency_key)
-        asks = runtime._asks
-        if idempotency_key is not None:
-            joined = asks.get(envelope.id)
-            if joined is not None and not joined.done():
-                return await _join(joined, cell.name, body, timeout)
-        loop = runtime._loop
+        system = cell.system
+        if timeout is None:
+            timeout = system.ask_timeout
+        envelope = system.envelope(cell, body, idempotency_key, timeout)
+        loop = system.loop
         future: asyncio.Future[Any] = loop.create_future()
-        asks[envelope.id] = future
-        handle = loop.call_later(timeout, _expire, future, cell.name, body, timeout)
+        envelope.reply = future
+        timer = loop.call_later(timeout, expire, future, cell.name, body, timeout)
+        system.pending_asks += 1
         try:
-            await runtime._put(cell, envelope, timeout)
+            if idempotency_key is None or not _joined(cell, envelope.id, future):
+                offered = False
+                if not cell.durable:
+                    try:
+                        offered = cell.mailbox.offer(envelope)
+                    except GreenroomError as exc:
+                        raise system.closed(cell, envelope, exc) from None
+                if not offered:
+                    await system.put(cell, envelope, future)
             return await future
         finally:
-            handle.cancel()
-            if idempotency_key is None:
-                asks.pop(envelope.id, None)
-            elif asks.get(envelope.id) is future:  # not a later ask of the same key
-                del asks[envelope.id]
+            timer.cancel()
+            system.pending_asks -= 1
 
 
-async def _join(future: asyncio.Future[Any], actor: str, body: object, timeout: float) -> Any:
-    """Wait for the reply of an ask of the same key made earlier in this runtime."""
-    try:
-        return await asyncio.wait_for(asyncio.shield(future), timeout)
-    except TimeoutError:
-        raise AskTimeout(actor, type(body).__qualname__, timeout) from None
+def _joined(cell: Cell, envelope_id: int, future: asyncio.Future[Any]) -> bool:
+    """Join an ask of the same key to the same actor still in flight, or become the first.
+
+    Concurrent asks of one key share one delivery: a joiner's future gets
+    the first one's outcome, under its own timer (its timeout is its own).
+    """
+    keyed = cell.keyed
+    if keyed is None:
+        keyed = cell.keyed = {}
+    first = keyed.get(envelope_id)
+    if first is not None and not first.done():
+        first.add_done_callback(functools.partial(_copy_outcome, future))
+        return True
+    keyed[envelope_id] = future
+    future.add_done_callback(functools.partial(_forget, keyed, envelope_id))
+    return False
+
+
+def _copy_outcome(target: asyncio.Future[Any], source: asyncio.Future[Any]) -> None:
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif (error := source.exception()) is not None:
+        target.set_exception(error)
+    else:
+        target.set_result(source.result())
+
+
+def _forget(keyed: dict[int, asyncio.Future[Any]], envelope_id: int, future: object) -> None:
+    if keyed.get(envelope_id) is future:
+        del keyed[envelope_id]

@@ -31,6 +31,7 @@ __all__ = [
     "Spec",
     "Strategy",
     "SupervisorSpec",
+    "as_spec",
 ]
 
 Restart = Literal["permanent", "transient", "temporary"]
@@ -360,3 +361,35 @@ def _check_common(owner: str, cid: str | None, restart: str, shutdown: float, si
 def _check_intensity(owner: str, max_restarts: int, within: float) -> None:
     _count(owner, "max_restarts", max_restarts, 0)
     _positive(owner, "within", within, allow_none=False, finite=True)
+
+
+def as_spec(
+    actor: type[Actor] | Spec,
+    *,
+    name: str | None = None,
+    args: tuple[Any, ...] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    mailbox: MailboxConfig | None = None,
+    restart: Restart = "permanent",
+    retry: RetryPolicy | None = None,
+    handler_timeout: float | None = None,
+) -> Spec:
+    """A spec for ``actor``: the spec itself, or a :class:`ChildSpec` built from the options.
+
+    Raises:
+        InvalidSpec: ``name`` contradicts the given spec's id, or an option is invalid.
+    """
+    if isinstance(actor, ChildSpec | PoolSpec | SupervisorSpec):
+        if name is not None and name != actor.child_id:
+            raise InvalidSpec(f"name={name!r} given with a spec whose id is {actor.child_id!r}")
+        return actor
+    return ChildSpec(
+        actor=actor,
+        id=name,
+        args=args,
+        kwargs=dict(kwargs or {}),
+        mailbox=mailbox or MailboxConfig(),
+        restart=restart,
+        retry=retry or RetryPolicy(),
+        handler_timeout=handler_timeout,
+    )

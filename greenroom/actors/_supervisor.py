@@ -172,13 +172,13 @@ class Supervisor(Actor):
             ChildStartFailed: its constructor or ``on_start`` raised.
             UsageError: a mistake in the spec or the code (not wrapped).
         """
-        runtime = self.ctx.runtime
+        system = self.ctx._cell.system
         name = child.name = self._child_name(child.id)
-        cell = runtime._make_cell(self.ctx._cell, child.spec, name, named=child.named)
+        cell = system.make_cell(self.ctx._cell, child.spec, name, child.named)
         cell.child = child
         child.cell = cell
         try:
-            started = await runtime._start_cell(cell)
+            started = await system.start_cell(cell)
         except Exception as exc:
             child.cell = None
             if isinstance(exc, UsageError):
@@ -280,7 +280,7 @@ class Supervisor(Actor):
         retry = spec.retry if isinstance(spec, ChildSpec) else None
         if restart and retry is not None and retry.should_retry(error, envelope.attempt):
             delay = retry.backoff.delay(envelope.attempt)
-            cell.runtime._trace_event(
+            cell.system.trace_event(
                 "supervisor",
                 "retry",
                 self.ctx.name,
@@ -295,15 +295,15 @@ class Supervisor(Actor):
             envelope.attempt += 1
             cell.mailbox.requeue(envelope)
             return delay
-        runtime = cell.runtime
+        system = cell.system
         cell.mailbox.ack(envelope)
-        runtime._dead_letter(envelope, cell.name, "handler_failed", info)
-        if envelope.correlation_id is not None:
+        system.dead_letter(envelope, cell.name, "handler_failed", info)
+        if envelope.reply is not None or envelope.correlation_id is not None:
             failure = HandlerError(
                 cell.name, type(envelope.body).__qualname__, info, envelope.attempt
             )
             failure.__cause__ = error
-            runtime._reply_error(envelope, failure)
+            system.fail_ask(envelope, failure)
         return 0.0
 
     async def _child_exited(self, cell: Cell, instance: Actor | None = None) -> None:
@@ -353,9 +353,9 @@ class Supervisor(Actor):
         failed_at: tuple[int, int] | None = None,
     ) -> None:
         """Restart ``child`` (and its group); ``failed_at`` is the span it failed in."""
-        runtime = self.ctx.runtime
+        system = self.ctx._cell.system
         if not self._record_restart():
-            runtime._trace_event(
+            system.trace_event(
                 "supervisor",
                 "escalate",
                 self.ctx.name,
@@ -378,7 +378,7 @@ class Supervisor(Actor):
             member.status = "restarting"
         group = [m for m in group if m.status == "restarting"]
         delay = max(self.spec.backoff.delay(len(self._restarts)), delay_floor)
-        runtime._trace_event(
+        system.trace_event(
             "supervisor",
             "restart",
             self.ctx.name,
@@ -399,7 +399,7 @@ class Supervisor(Actor):
             self._pending.discard(handle)
             own.post_system(SysItem(lambda sup: sup._restart_group(group, info)))
 
-        handle = own.runtime._loop.call_later(delay, due)
+        handle = own.system.loop.call_later(delay, due)
         self._pending.add(handle)
 
     def _group(self, child: Child) -> list[Child]:

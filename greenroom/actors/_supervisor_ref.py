@@ -26,7 +26,8 @@ class SupervisorRef(ActorRef):
     __slots__ = ()
 
     async def _call(self, fn: Any, timeout: float) -> Any:
-        return await self._runtime._call_supervisor(ActorRef._target(self, None), fn, timeout)
+        cell = ActorRef._target(self, None)
+        return await cell.system.call_supervisor(cell, fn, timeout)
 
     async def start_child(self, spec: Spec, *, timeout: float = 5.0) -> Any:
         """Start a new child from ``spec``; its ref (to a stopped actor if it returned IGNORE).

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
-from typing import TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import msgspec
 
@@ -38,6 +39,10 @@ class Envelope(msgspec.Struct, kw_only=True, gc=False):
         deadline: wall-clock time after which an answer is of no use, or ``None``.
         causation_id: the id of the request this message serves, ``None``
             when it serves its own (see :attr:`causation` and the rules below).
+        reply: for an ask made in this process, the future its reply settles
+            (the reply target travels with the message; ``reply_to`` and
+            ``correlation_id`` are its address for another process). Never
+            encoded: it is ``None`` in every envelope decoded from bytes.
 
     Causation, the rules. The *causation* of an envelope names the request
     it works for; the side-effect ledger and the approval gate key a
@@ -85,6 +90,10 @@ class Envelope(msgspec.Struct, kw_only=True, gc=False):
     created_at: float
     deadline: float | None = None
     causation_id: int | None = None
+    if TYPE_CHECKING:
+        reply: asyncio.Future[Any] | None = None
+    else:
+        reply: None = None  # decoders accept only nil: a live future never crosses bytes
 
     @property
     def span_id(self) -> int:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from greenroom._errors import MailboxClosed, MailboxFull, MessageTooLarge
 from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._protocol import MailboxStatistics
+from greenroom.mailbox._replies import LocalReplies
 from greenroom.mailbox._senders import WaitingSenders
 from greenroom.mailbox._sqlite_rows import BodyDecoder, encode_body
 
@@ -59,6 +60,7 @@ class RedisMailbox:
         "_out",
         "_put_total",
         "_putters",
+        "_replies",
         "capacity",
         "decoder",
         "held",
@@ -87,6 +89,7 @@ class RedisMailbox:
         self.keys = pump.keys_of(name)
         self._loop = asyncio.get_running_loop()
         self._buffer: deque[Envelope] = deque()
+        self._replies = LocalReplies()  # reply futures of local asks, by envelope id
         self._out: dict[int, Envelope] = {}  # handed out, not yet acked
         self.held: set[int] = set()  # ids queued, buffered or handed out
         self.sids: dict[int, bytes] = {}  # envelope id -> stream entry id
@@ -150,6 +153,7 @@ class RedisMailbox:
         """
         if self._closed:
             raise MailboxClosed(self.name)
+        self._replies.keep(envelope)
         if envelope.id in self.held:
             return True
         if self._putters or self._count >= self.capacity:
@@ -188,6 +192,7 @@ class RedisMailbox:
         """
         if self._closed:
             raise MailboxClosed(self.name)
+        self._replies.keep(envelope)
         if envelope.id in self.held:
             return
         data = self._encode(envelope)
@@ -214,6 +219,7 @@ class RedisMailbox:
         if not buffer:
             return None
         envelope = buffer.popleft()
+        self._replies.restore(envelope)
         self._out[envelope.id] = envelope
         self._get_total += 1
         if not buffer and self.wanted:

@@ -22,6 +22,7 @@ from greenroom._errors import MailboxClosed, MailboxFull, MessageTooLarge
 from greenroom.mailbox._envelope import Envelope
 from greenroom.mailbox._errors import MailboxUnavailable
 from greenroom.mailbox._protocol import MailboxStatistics
+from greenroom.mailbox._replies import LocalReplies
 from greenroom.mailbox._senders import WaitingSenders
 from greenroom.mailbox._sqlite_rows import BodyDecoder, encode_body
 from greenroom.trace._logging import logger
@@ -67,6 +68,7 @@ class SqliteMailbox:
         "_out",
         "_put_total",
         "_putters",
+        "_replies",
         "_slot",
         "_writer",
         "capacity",
@@ -90,6 +92,7 @@ class SqliteMailbox:
         self._max_bytes = max_bytes
         self._loop = asyncio.get_running_loop()
         self._buffer: deque[Envelope] = deque()
+        self._replies = LocalReplies()  # reply futures of local asks, by envelope id
         self._out: dict[int, Envelope] = {}  # handed out, not yet acked
         self._held: set[int] = set()  # ids queued, buffered or handed out
         self._putters = WaitingSenders(lambda: self._slot.count < self.capacity)
@@ -153,6 +156,7 @@ class SqliteMailbox:
         """
         if self._closed:
             raise self._failure or MailboxClosed(self.name)
+        self._replies.keep(envelope)
         if envelope.id in self._held:
             return True
         if self._putters or self._slot.count >= self.capacity:
@@ -196,6 +200,7 @@ class SqliteMailbox:
         """
         if self._closed:
             raise self._failure or MailboxClosed(self.name)
+        self._replies.keep(envelope)
         if envelope.id in self._held:
             return
         data = self._encode(envelope)
@@ -223,6 +228,7 @@ class SqliteMailbox:
         if not buffer:
             return None
         envelope = buffer.popleft()
+        self._replies.restore(envelope)
         self._out[envelope.id] = envelope
         self._get_total += 1
         if self._slot.loose and not self._fetching and len(buffer) < self._writer.batch:

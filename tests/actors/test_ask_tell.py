@@ -319,7 +319,7 @@ async def test_a_failure_its_stopping_supervisor_never_handles_still_settles_the
             tg.start_soon(ask)
             with anyio.fail_after(5):
                 await entered.wait()
-            cell = rt._cells["sup/gated"]
+            cell = rt._system.cells["sup/gated"]
             tg.start_soon(root.terminate_child, "sup")
             await wait_until(lambda: cell.state.value == "stopping")
             gate.set()  # the handler fails while "sup" is stopping its children

@@ -63,7 +63,7 @@ async def test_a_busy_actor_does_not_starve_the_others() -> None:
         with anyio.fail_after(5):
             await got.wait()
         stop.set()
-        cell = rt._cells[busy.name]
+        cell = rt._system.cells[busy.name]
         assert cell.actor is not None
         spins = cell.actor.spins  # type: ignore[attr-defined]
     # the quiet actor got its turn while the busy one was mid-stream
@@ -101,7 +101,7 @@ async def test_send_after_fires_once_and_send_every_repeats_until_cancelled() ->
             await enough.wait()
         count = len(ticks)
         # cancelled: the timer is gone from the actor's timers
-        assert not rt._cells["timed-1"].timers
+        assert not rt._system.cells["timed-1"].timers
     assert ticks.count(0) == 1
     assert ticks.count(1) == 3
     assert len(ticks) == count
@@ -124,7 +124,7 @@ async def test_a_timer_tick_into_a_full_mailbox_is_a_dead_letter() -> None:
         )
         await ref.tell(Ping(n=1))  # the handler blocks forever
         await ref.tell(Ping(n=2))  # fills the mailbox
-        cell = rt._cells[ref.name]
+        cell = rt._system.cells[ref.name]
         cell.actor.ctx.send_after(0.0, Tick())  # type: ignore[union-attr]
         await wait_until(lambda: bool(rt.dead_letters.list(reason="mailbox_full")))
         letter = rt.dead_letters.list(reason="mailbox_full")[0]
@@ -146,7 +146,7 @@ async def test_timers_are_cancelled_when_the_actor_restarts() -> None:
         ref = await rt.spawn(Restarts, retry=gr.RetryPolicy(max_attempts=1))
         with pytest.raises(gr.HandlerError):
             await ref.ask(Ping(n=1))
-        assert not rt._cells[ref.name].timers
+        assert not rt._system.cells[ref.name].timers
 
 
 class Parent(gr.Actor):
@@ -192,7 +192,7 @@ async def test_an_idle_actor_gives_its_task_back_and_comes_back_on_the_next_mess
         await ref.tell(Ping(n=1))
         with anyio.fail_after(5):
             await got.wait()
-        cell = rt._cells[ref.name]
+        cell = rt._system.cells[ref.name]
         await wait_until(lambda: cell.task is None)
         assert rt.statistics().idle_tasks == 0
         got2 = anyio.Event()

@@ -156,7 +156,7 @@ async def run_and_damage(path: Path, seen: list[int], found: list[MailboxCorrupt
                 await boxes.dead_letters.query()
             with pytest.raises(MailboxCorrupted):
                 boxes.create("late", DURABLE, (Work,))
-            mailbox = rt._cells["w"].mailbox
+            mailbox = rt._system.cells["w"].mailbox
             assert isinstance(mailbox, SqliteMailbox)
             assert mailbox.get_nowait() is None  # nothing more is handed out
             assert len(seen) == handled

@@ -58,7 +58,7 @@ async def test_an_actor_on_a_durable_mailbox_handles_tells_and_asks(tmp_path: Pa
         gr.Runtime(mailboxes={"durable": boxes}, dead_letters=boxes.dead_letters) as rt,
     ):
         ref = await rt.spawn(Worker, name="w", args=(seen, {}, anyio.Event()), mailbox=DURABLE)
-        assert isinstance(rt._cells["w"].mailbox, SqliteMailbox)
+        assert isinstance(rt._system.cells["w"].mailbox, SqliteMailbox)
         for n in range(10):
             await ref.tell(Work(n=n))
         assert await ref.ask(Work(n=10), timeout=5) == 100

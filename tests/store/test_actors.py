@@ -111,7 +111,7 @@ async def test_a_declaration_the_scope_does_not_allow_refuses_the_spawn(store: S
     async with gr.Runtime(extensions=[StoreAccess(store)]) as rt:
         with pytest.raises(ContractViolation):
             await rt.spawn(ClaimsToWrite)
-        assert "claimstowrite" not in {c.rsplit("-", 1)[0] for c in rt._cells}
+        assert "claimstowrite" not in {c.rsplit("-", 1)[0] for c in rt._system.cells}
 
 
 @pytest.mark.anyio
