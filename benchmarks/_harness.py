@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import platform
 import statistics
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "fmt_us",
     "median",
     "parse_args",
+    "percentile",
     "print_table",
     "settle",
 ]
@@ -33,16 +35,29 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class BenchArgs:
-    """The options every benchmark script takes."""
+    """The options every benchmark script takes, and the script's own on/off ``flags``
+    that were given (by name, without the leading dashes)."""
 
     quick: bool
     json: bool
     repeat: int
+    flags: frozenset[str] = field(default_factory=frozenset)
 
 
-def parse_args(description: str, argv: Sequence[str] | None = None) -> BenchArgs:
-    """Parse ``[--quick] [--json] [--repeat N]``; repeats default to 5, or 3 with --quick."""
+def parse_args(
+    description: str,
+    argv: Sequence[str] | None = None,
+    *,
+    flags: Mapping[str, str] | None = None,
+) -> BenchArgs:
+    """Parse ``[--quick] [--json] [--repeat N]``; repeats default to 5, or 3 with --quick.
+
+    ``flags`` maps a script's own on/off options (``"million"`` for ``--million``)
+    to their help text; the ones given are in :attr:`BenchArgs.flags`.
+    """
     parser = argparse.ArgumentParser(description=description)
+    for name, help_text in (flags or {}).items():
+        parser.add_argument(f"--{name}", action="store_true", help=help_text)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats (CI)")
     parser.add_argument(
         "--json", action="store_true", help="print the figures as one JSON object on the last line"
@@ -54,7 +69,8 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> BenchArgs
     repeat = ns.repeat if ns.repeat is not None else (3 if ns.quick else 5)
     if repeat < 1:
         parser.error("--repeat must be at least 1")
-    return BenchArgs(quick=ns.quick, json=ns.json, repeat=repeat)
+    given = frozenset(name for name in flags or {} if getattr(ns, name.replace("-", "_")))
+    return BenchArgs(quick=ns.quick, json=ns.json, repeat=repeat, flags=given)
 
 
 def settle() -> None:
@@ -66,6 +82,13 @@ def settle() -> None:
 def median(values: Sequence[float]) -> float:
     """The median of ``values`` (which must not be empty)."""
     return statistics.median(values)
+
+
+def percentile(ordered: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile of ``ordered`` (sorted ascending, not empty):
+    the smallest value that at least ``fraction`` (0 < fraction <= 1) of them do not exceed."""
+    rank = max(math.ceil(fraction * len(ordered)), 1)
+    return ordered[min(rank, len(ordered)) - 1]
 
 
 def fmt_rate(per_second: float | None) -> str:

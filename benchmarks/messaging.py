@@ -1,8 +1,9 @@
-"""Messaging throughput of greenroom against raw anyio, asyncio.Queue, pykka and autogen-core.
+"""Messaging throughput of greenroom against the asyncio floor, raw anyio, pykka and autogen-core.
 
 Run::
 
     uv run benchmarks/messaging.py [--quick] [--json] [--repeat N]
+    uv run benchmarks/messaging.py --million [--json]
 
 What is measured, in one process and one run, for every contender:
 
@@ -25,13 +26,21 @@ The contenders do the same work per message (one counter increment in the
 handler, the reply is the message's number) and use the same completion
 signal; only the transport differs:
 
+``floor``
+    The primary floor, what CPython's event loop does with nothing on top:
+    one ``asyncio.Queue`` and one consumer task per actor for tell and
+    fan-out; for ask the same queue, and each request carries its own
+    ``asyncio.Future``, which the consumer resolves and the asker awaits (one
+    future per request, no reply queue). greenroom's ``<pattern>_vs_floor``
+    ratios are the issue's targets (>= 1.0 each).
+``asyncio_queue``
+    For reference: the same code as the floor for tell and fan-out (so the
+    gap between the two rows is this run's noise), and asks answered through
+    a reply queue, the way the floor used to be defined.
 ``anyio``
     Raw anyio memory object streams the plain way: ``await send`` and
     ``async for`` receive, one task per actor, asks ping-pong through a reply
-    stream. This is the baseline every ratio is named after.
-``asyncio_queue``
-    Plain ``asyncio.Queue``, one task per actor, asks through a reply queue:
-    the floor of what CPython's event loop does, printed for reference.
+    stream: how one hand-rolls actors on anyio, a reference (not a floor).
 ``pykka``
     ``pykka.ThreadingActor`` (one thread per actor), ``ref.tell`` and
     ``ref.ask``, driven from the main thread with no event loop; completion is
@@ -45,9 +54,9 @@ signal; only the transport differs:
     ``("sink", K)``, so fan-out publishes once to each of 1,000 agents; agents
     are instantiated before the clock starts (autogen creates them lazily).
 ``greenroom``
-    ``ActorRef.tell`` / ``ActorRef.ask`` to ``greenroom.Actor`` handlers. While
-    the package does not export the API yet, it is skipped with a notice and
-    its ratios are ``null``.
+    ``ActorRef.tell`` / ``ActorRef.ask`` to ``greenroom.Actor`` handlers, through
+    greenroom's public API only. While the package does not export that API,
+    it is skipped with a notice and its figures are ``null``.
 ``greenroom_traced``
     The same with tracing on: every handled message is a span in the tracer of
     a real ``SqliteTraceStore`` on a file, whose background task writes it as
@@ -59,22 +68,45 @@ signal; only the transport differs:
     runtime closes; the reference ratios ``traced_durable_vs_untraced[_ask|
     _fanout]`` count it in (the clock stopped once every span is in the file).
 
-The bounded contenders (anyio, asyncio.Queue, greenroom) all get a mailbox of
-``MAILBOX_CAPACITY`` messages and wait when it is full; pykka and autogen-core
-have unbounded queues. Setup (spawning, thread start, agent instantiation) and
-teardown are outside the timed region; garbage is collected before each timed
-region; contenders are interleaved within each repeat so that a noisy moment
-does not hit one of them only. Each figure is the median of the repeats.
+The bounded contenders (floor, asyncio.Queue, anyio, greenroom) all get a
+mailbox of ``MAILBOX_CAPACITY`` messages and wait when it is full; pykka and
+autogen-core have unbounded queues. Setup (spawning, thread start, agent
+instantiation) and teardown are outside the timed region; garbage is
+collected before each timed region; contenders are interleaved within each
+repeat so that a noisy moment does not hit one of them only. Each figure is
+the median of the repeats.
 
 How to read the ratios: ``<pattern>_vs_<other>`` is greenroom's throughput
 divided by the other's, so above 1 means greenroom is faster. The issue's
-targets are printed next to them.
+targets are printed next to them; a missed target is printed (``BELOW``, or
+``ABOVE`` for a ceiling) but does not change the exit status.
+
+Ask latency: 1, 10 and 100 concurrent askers, each doing sequential asks to
+the same single actor, 20,000 asks per point (--quick: 2,000), split evenly
+between the askers; every ask's latency is taken with
+``time.perf_counter_ns`` around the one ``await``. greenroom and the floor
+(the Queue + Future ask above, its consumer doing no counting, as greenroom's
+handler here) take turns within each repeat; p50, p99 and p99.9 are the
+nearest-rank percentiles of one run's samples, and each printed figure is
+their median over the repeats. ``ask_p99_vs_floor_<askers>`` is greenroom's
+p99 over the floor's (below 1 = greenroom faster); the target is <= 1.5.
 
 Idle footprint: greenroom spawns 100,000 idle actors (10,000 with --quick).
-``spawn_per_second`` comes from a run without tracemalloc;
-``bytes_per_idle_actor`` from a second run under tracemalloc (traced memory
-after the spawns minus before, divided by the count; the ``ActorRef`` the
-caller keeps is included).
+``bytes_per_idle_actor`` (target <= 1.5 KB) is traced memory under
+tracemalloc after the spawns minus before, divided by the count, the
+``ActorRef`` the caller keeps included. ``rss_bytes_per_idle_actor`` (target
+<= 3 KB) and ``spawn_per_second`` (target >= 200,000) come from a fresh
+interpreter without tracemalloc, so that memory the benchmarks above freed
+is not reused and counted as free: resident memory (``/proc/self/statm``)
+after the spawns minus before, with garbage collected before each reading,
+and the spawns' wall time. It spawns two batches of that size and measures
+the second: the first fills what the interpreter freed while importing
+(about 0.5 KB per actor at 10,000 actors, had it been counted).
+
+``--million`` runs only this, at scale: one process spawns 1,000,000 idle
+actors and prints the time it took, the resident memory per actor, and that
+a sample of 1,000 of them (chosen at random, seeded) each answer one ask.
+It is not part of the default or the --quick run.
 """
 
 from __future__ import annotations
@@ -83,10 +115,15 @@ import asyncio
 import contextlib
 import gc
 import io
+import json
+import os
+import random
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -104,6 +141,7 @@ from autogen_core import (
 
 MAILBOX_CAPACITY = 1024
 RUN_TIMEOUT = 120.0  # seconds; a contender that hangs fails the benchmark instead
+MILLION_TIMEOUT = 1800.0  # seconds, for --million (spawning, asking and closing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +153,7 @@ class Sizes:
     fanout_actors: int
     fanout_rounds: int
     idle_actors: int
+    latency_asks: int  # per concurrency point and run, split between the askers
 
 
 FULL = Sizes(
@@ -123,6 +162,7 @@ FULL = Sizes(
     fanout_actors=1_000,
     fanout_rounds=10,
     idle_actors=100_000,
+    latency_asks=20_000,
 )
 QUICK = Sizes(
     tell=10_000,
@@ -130,17 +170,29 @@ QUICK = Sizes(
     fanout_actors=1_000,
     fanout_rounds=3,
     idle_actors=10_000,
+    latency_asks=2_000,
 )
+MILLION = 1_000_000  # idle actors of --million
+MILLION_SAMPLE = 1_000  # of them asked once afterwards
 
 PATTERNS = ("tell", "ask", "fanout")
+ASKERS = (1, 10, 100)  # concurrent askers of the latency measurement
+PERCENTILES = {"p50": 0.50, "p99": 0.99, "p99.9": 0.999}
 TRACED_TARGET = 0.75  # tracing on, with a sqlite trace store, vs tracing off (every pattern)
 TRACED_KEYS = {
     p: "traced_vs_untraced" if p == "tell" else f"traced_vs_untraced_{p}" for p in PATTERNS
 }
 DURABLE_KEYS = {p: k.replace("traced_vs", "traced_durable_vs") for p, k in TRACED_KEYS.items()}
 
-# greenroom's throughput / the other's, and the target the issue sets (None: reference only).
+# greenroom's throughput / the other's, and the target (None: reference only). The floor's
+# are issue #15's targets; the others are kept from the issues that set them.
+PRIMARY_RATIOS: dict[str, tuple[str, str, float | None]] = {
+    "tell_vs_floor": ("tell", "floor", 1.0),
+    "ask_vs_floor": ("ask", "floor", 1.0),
+    "fanout_vs_floor": ("fanout", "floor", 1.0),
+}
 RATIOS: dict[str, tuple[str, str, float | None]] = {
+    **PRIMARY_RATIOS,
     "tell_vs_anyio": ("tell", "anyio", 3.0),
     "ask_vs_anyio": ("ask", "anyio", 2.5),
     "fanout_vs_anyio": ("fanout", "anyio", 1.0),
@@ -153,7 +205,11 @@ RATIOS: dict[str, tuple[str, str, float | None]] = {
     "ask_vs_asyncio_queue": ("ask", "asyncio_queue", None),
     "fanout_vs_asyncio_queue": ("fanout", "asyncio_queue", None),
 }
-IDLE_BYTES_TARGET = 3 * 1024
+LATENCY_KEYS = {askers: f"ask_p99_vs_floor_{askers}" for askers in ASKERS}
+LATENCY_CEILING = 1.5  # greenroom's p99 / the floor's, at each number of askers
+IDLE_BYTES_CEILING = 1536  # tracemalloc bytes per idle actor, its ref included
+IDLE_RSS_CEILING = 3 * 1024  # resident bytes per idle actor
+SPAWN_TARGET = 200_000  # actors spawned per second
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -215,17 +271,19 @@ class Contender(Protocol):
 T = TypeVar("T")
 
 
-def run_async(what: str, factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run one measurement in a fresh event loop, bounded by :data:`RUN_TIMEOUT`."""
+def run_async(
+    what: str, factory: Callable[[], Coroutine[Any, Any, T]], *, timeout: float = RUN_TIMEOUT
+) -> T:
+    """Run one measurement in a fresh event loop, bounded by ``timeout`` seconds."""
 
     async def bounded() -> T:
-        deadline = asyncio.timeout(RUN_TIMEOUT)
+        deadline = asyncio.timeout(timeout)
         try:
             async with deadline:
                 return await factory()
         except TimeoutError as error:
             if deadline.expired():
-                raise RuntimeError(f"{what} did not finish within {RUN_TIMEOUT:g} s") from error
+                raise RuntimeError(f"{what} did not finish within {timeout:g} s") from error
             raise
 
     return asyncio.run(bounded())
@@ -239,6 +297,45 @@ async def _let_tasks_start() -> None:
 def _check_reply(reply: object, expected: int, who: str) -> None:
     if reply != expected:
         raise AssertionError(f"{who}: reply {reply!r}, expected {expected!r}")
+
+
+class LatencyContender(Protocol):
+    """One way of answering asks, timed per ask."""
+
+    name: str
+
+    def latency(self, askers: int, asks: int) -> list[int]: ...
+
+
+async def _time_asks(
+    askers: int, asks: int, ask: Callable[[int], Awaitable[object]], who: str
+) -> list[int]:
+    """Run ``askers`` tasks that each await ``ask(i)`` for their share of ``asks``, one
+    after the other, and return every ask's latency in nanoseconds.
+
+    The askers start together, on one event, once every one of them is waiting for it.
+    """
+    per_asker = max(asks // askers, 1)
+    go = asyncio.Event()
+    samples: list[list[int]] = [[] for _ in range(askers)]
+
+    async def asker(mine: list[int]) -> None:
+        clock = time.perf_counter_ns
+        await go.wait()
+        for i in range(per_asker):
+            start = clock()
+            reply = await ask(i)
+            mine.append(clock() - start)
+            if reply != i:
+                _check_reply(reply, i, who)
+
+    async with asyncio.TaskGroup() as tg:
+        for mine in samples:
+            tg.create_task(asker(mine))
+        await _let_tasks_start()
+        h.settle()
+        go.set()
+    return [ns for mine in samples for ns in mine]
 
 
 # --------------------------------------------------------------------------- raw anyio
@@ -328,7 +425,7 @@ class AnyioStreams:
 
 
 class AsyncioQueue:
-    """Plain ``asyncio.Queue``: the floor of what CPython's event loop does."""
+    """Plain ``asyncio.Queue``, asks through a reply queue: a reference beside the floor."""
 
     name = "asyncio_queue"
 
@@ -406,6 +503,66 @@ class AsyncioQueue:
         elapsed = time.perf_counter() - start
         await self._stop(tasks)
         return elapsed
+
+
+class AsyncioFloor(AsyncioQueue):
+    """The primary floor: ``asyncio.Queue`` and one consumer task for tell and fan-out
+    (inherited), and for ask one ``asyncio.Future`` per request, carried by the request,
+    resolved by the consumer, awaited by the asker."""
+
+    name = "floor"
+
+    async def _ask(self, n: int) -> float:
+        counter = Counter(n, asyncio.Event())
+        requests: asyncio.Queue[tuple[Ping, asyncio.Future[int]]] = asyncio.Queue(MAILBOX_CAPACITY)
+
+        async def actor() -> None:
+            while True:
+                msg, reply_to = await requests.get()
+                counter.hit()
+                if not reply_to.done():  # the asker may have given up (as greenroom checks)
+                    reply_to.set_result(msg.n)
+
+        task = asyncio.create_task(actor())
+        await _let_tasks_start()
+        h.settle()
+        create_future = asyncio.get_running_loop().create_future
+        reply = -1
+        start = time.perf_counter()
+        for i in range(n):
+            future: asyncio.Future[int] = create_future()
+            await requests.put((Ping(i), future))
+            reply = await future
+        await counter.done.wait()
+        elapsed = time.perf_counter() - start
+        await self._stop([task])
+        _check_reply(reply, n - 1, self.name)
+        return elapsed
+
+    def latency(self, askers: int, asks: int) -> list[int]:
+        return run_async(f"{self.name} ask latency", lambda: self._latency(askers, asks))
+
+    async def _latency(self, askers: int, asks: int) -> list[int]:
+        requests: asyncio.Queue[tuple[Ping, asyncio.Future[int]]] = asyncio.Queue(MAILBOX_CAPACITY)
+
+        async def actor() -> None:
+            while True:
+                msg, reply_to = await requests.get()
+                if not reply_to.done():
+                    reply_to.set_result(msg.n)
+
+        create_future = asyncio.get_running_loop().create_future
+
+        async def ask(i: int) -> int:
+            future: asyncio.Future[int] = create_future()
+            await requests.put((Ping(i), future))
+            return await future
+
+        task = asyncio.create_task(actor())
+        try:
+            return await _time_asks(askers, asks, ask, self.name)
+        finally:
+            await self._stop([task])
 
 
 # --------------------------------------------------------------------------- pykka
@@ -679,27 +836,148 @@ class Greenroom:
             await counter.done.wait()
             return time.perf_counter() - start
 
-    def idle(self, count: int, *, traced: bool) -> tuple[float, int]:
-        """Spawn ``count`` idle actors: (seconds spent spawning, traced bytes or 0)."""
-        return run_async(f"{self.name} idle spawn", lambda: self._idle(count, traced=traced))
+    def latency(self, askers: int, asks: int) -> list[int]:
+        return run_async(f"{self.name} ask latency", lambda: self._latency(askers, asks))
 
-    async def _idle(self, count: int, *, traced: bool) -> tuple[float, int]:
+    async def _latency(self, askers: int, asks: int) -> list[int]:
+        async with self._runtime() as rt:
+            ref = await rt.spawn(GrIdle, name="echo", mailbox=self._mailbox())
+
+            def ask(i: int) -> Awaitable[object]:
+                return ref.ask(GrPing(i))  # type: ignore[no-any-return]
+
+            return await _time_asks(askers, asks, ask, self.name)
+
+    def idle_bytes(self, count: int) -> float:
+        """Traced bytes per idle actor (tracemalloc), over ``count`` spawned idle actors."""
+        return run_async(f"{self.name} idle footprint", lambda: self._idle_bytes(count))
+
+    async def _idle_bytes(self, count: int) -> float:
         async with self.gr.Runtime() as rt:
             await _let_tasks_start()
             h.settle()
-            if traced:
-                tracemalloc.start()
-            before = tracemalloc.get_traced_memory()[0] if traced else 0
-            start = time.perf_counter()
-            refs = [await rt.spawn(GrIdle) for _ in range(count)]
-            elapsed = time.perf_counter() - start
-            await _let_tasks_start()  # every actor has reached its idle state
-            gc.collect()
-            grown = tracemalloc.get_traced_memory()[0] - before if traced else 0
-            if traced:
+            tracemalloc.start()
+            try:
+                before = tracemalloc.get_traced_memory()[0]
+                refs = [await rt.spawn(GrIdle) for _ in range(count)]
+                await _let_tasks_start()  # every actor has reached its idle state
+                gc.collect()
+                grown = tracemalloc.get_traced_memory()[0] - before
+            finally:
                 tracemalloc.stop()
             del refs
-        return elapsed, grown
+        return grown / count
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory now: ``/proc/self/statm`` where there is one, else
+    the peak (``ru_maxrss``), which grows the same way while nothing is freed."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+async def _spawn_idle(rt: Any, count: int) -> tuple[list[Any], float, float]:
+    """Spawn ``count`` idle actors under ``rt``, without tracemalloc: (their refs, seconds
+    spent spawning, resident bytes grown per actor, garbage collected before each reading)."""
+    await _let_tasks_start()
+    h.settle()
+    before = _resident_bytes()
+    start = time.perf_counter()
+    refs = [await rt.spawn(GrIdle) for _ in range(count)]
+    seconds = time.perf_counter() - start
+    await _let_tasks_start()  # every actor has reached its idle state
+    gc.collect()
+    return refs, seconds, (_resident_bytes() - before) / count
+
+
+def idle_resident(count: int) -> dict[str, float]:
+    """Spawn two batches of ``count`` idle actors in this process; the second one's spawns
+    per second and resident bytes per actor. The first batch is not measured: it fills
+    the memory the interpreter freed while importing, which costs no new resident pages
+    and would make an actor look smaller than it is. Meant for a fresh interpreter (see
+    :func:`idle_resident_fresh`), where no earlier measurement has freed more."""
+    if gr is None:
+        raise RuntimeError("greenroom does not export the API this benchmark needs")
+
+    async def run() -> dict[str, float]:
+        async with gr.Runtime() as rt:
+            first, _, _ = await _spawn_idle(rt, count)
+            second, seconds, resident = await _spawn_idle(rt, count)
+            del first, second
+        return {"spawn_per_second": count / seconds, "rss_bytes_per_idle_actor": resident}
+
+    return run_async("greenroom idle resident memory", run)
+
+
+def idle_resident_fresh(count: int) -> dict[str, float]:
+    """:func:`idle_resident` in a fresh interpreter, so that memory freed by earlier
+    measurements is not reused by the spawns (which would hide it from the RSS)."""
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import messaging; "
+        "print(json.dumps(messaging.idle_resident(int(sys.argv[2]))))"
+    )
+    here = os.path.dirname(os.path.abspath(__file__))
+    done = subprocess.run(
+        [sys.executable, "-c", code, here, str(count)],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the idle resident memory run failed:\n{done.stderr}")
+    figures: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
+    return figures
+
+
+def million(count: int = MILLION, sample: int = MILLION_SAMPLE) -> dict[str, Any]:
+    """Spawn ``count`` idle actors in this process, then ask ``sample`` of them (chosen at
+    random, seeded) once each: the figures of ``--million``."""
+    if gr is None:
+        raise RuntimeError("greenroom does not export the API this benchmark needs")
+
+    async def run() -> dict[str, Any]:
+        async with gr.Runtime() as rt:
+            refs, seconds, resident = await _spawn_idle(rt, count)
+            picked = random.Random(15).sample(range(count), sample)
+            answered = 0
+            failures: dict[str, int] = {}
+            start = time.perf_counter()
+            for k in picked:
+                try:
+                    reply = await refs[k].ask(GrPing(k))
+                except gr.GreenroomError as error:
+                    name = type(error).__name__
+                    failures[name] = failures.get(name, 0) + 1
+                    continue
+                if reply == k:
+                    answered += 1
+                else:
+                    failures["wrong reply"] = failures.get("wrong reply", 0) + 1
+            asked = time.perf_counter() - start
+            del refs
+            closing = time.perf_counter()
+        closed = time.perf_counter() - closing
+        return {
+            "actors": count,
+            "spawn_seconds": seconds,
+            "spawn_per_second": count / seconds,
+            "rss_bytes_per_idle_actor": resident,
+            "rss_bytes_total": resident * count,
+            "asked": sample,
+            "answered": answered,
+            "failures": failures,
+            "ask_seconds": asked,
+            "close_seconds": closed,
+        }
+
+    return run_async("greenroom million idle actors", run, timeout=MILLION_TIMEOUT)
 
 
 # --------------------------------------------------------------------------- driver
@@ -796,6 +1074,43 @@ def measure(
     return figures
 
 
+# Per contender, per number of askers: each percentile's median over the runs, in µs,
+# and "samples", the asks of one run.
+Latency = dict[str, dict[int, dict[str, float]]]
+
+
+def measure_latency(
+    contenders: list[LatencyContender], sizes: Sizes, repeat: int, log: Callable[[str], None]
+) -> Latency:
+    """Per-ask latency percentiles at every number of :data:`ASKERS`: an untimed warm-up
+    at a tenth of the size, then ``repeat`` runs in which the contenders take turns."""
+    runs: dict[str, dict[int, dict[str, list[float]]]] = {
+        c.name: {a: {p: [] for p in PERCENTILES} for a in ASKERS} for c in contenders
+    }
+    samples: dict[str, dict[int, int]] = {c.name: {} for c in contenders}
+    for askers in ASKERS:
+        log(f"ask latency, {askers} askers: warming up")
+        for c in contenders:
+            c.latency(askers, max(sizes.latency_asks // 10, askers))
+        for rep in range(repeat):
+            for c in contenders:
+                ordered = sorted(c.latency(askers, sizes.latency_asks))
+                samples[c.name][askers] = len(ordered)
+                for label, fraction in PERCENTILES.items():
+                    runs[c.name][askers][label].append(h.percentile(ordered, fraction) / 1e3)
+            log(f"ask latency, {askers} askers: repeat {rep + 1}/{repeat} done")
+    return {
+        name: {
+            askers: {
+                **{label: h.median(values) for label, values in by_label.items()},
+                "samples": samples[name][askers],
+            }
+            for askers, by_label in by_askers.items()
+        }
+        for name, by_askers in runs.items()
+    }
+
+
 Rates = dict[str, dict[str, float | None]]
 
 
@@ -809,13 +1124,84 @@ def greenroom_ratios(rates: Rates) -> dict[str, float | None]:
     return ratios
 
 
+def latency_ratios(latency: Latency) -> dict[str, float | None]:
+    """greenroom's p99 over the floor's at every number of askers, ``None`` if missing."""
+    ratios: dict[str, float | None] = {}
+    for askers, key in LATENCY_KEYS.items():
+        mine = latency.get("greenroom", {}).get(askers, {}).get("p99")
+        floor = latency.get("floor", {}).get(askers, {}).get("p99")
+        ratios[key] = mine / floor if mine and floor else None
+    return ratios
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """greenroom's idle actors: traced and resident bytes per actor, spawns per second."""
+
+    traced_bytes: float
+    resident_bytes: float
+    spawn_per_second: float
+
+
+def lower_bounds() -> dict[str, float]:
+    """Every figure that must reach a target: the key and the target."""
+    return {
+        **{key: t for key, (_p, _o, t) in RATIOS.items() if t is not None},
+        **dict.fromkeys(TRACED_KEYS.values(), TRACED_TARGET),
+        "spawn_per_second": float(SPAWN_TARGET),
+    }
+
+
+def ceilings() -> dict[str, float]:
+    """Every figure that must stay under a ceiling: the key and the ceiling."""
+    return {
+        **dict.fromkeys(LATENCY_KEYS.values(), LATENCY_CEILING),
+        "bytes_per_idle_actor": float(IDLE_BYTES_CEILING),
+        "rss_bytes_per_idle_actor": float(IDLE_RSS_CEILING),
+    }
+
+
+def verdicts(figures: dict[str, float | None]) -> dict[str, bool | None]:
+    """Whether each bounded figure meets its target (``None``: not measured)."""
+    met: dict[str, bool | None] = {}
+    for key, target in lower_bounds().items():
+        value = figures.get(key)
+        met[key] = None if value is None else value >= target
+    for key, ceiling in ceilings().items():
+        value = figures.get(key)
+        met[key] = None if value is None else value <= ceiling
+    return met
+
+
+def _verdict(met: bool | None, *, ceiling: bool = False) -> str:
+    if met:
+        return "ok"
+    return "ABOVE" if ceiling else "BELOW"
+
+
+def _ratio_rows(keys: list[str], ratios: dict[str, float | None]) -> list[list[str]]:
+    rows = []
+    for key in keys:
+        value = ratios.get(key)
+        shown = f"{value:.2f}" if value is not None else "-"
+        target = lower_bounds().get(key)
+        if target is None:
+            rows.append([key, shown, "-", "reference"])
+        else:
+            met = value is not None and value >= target
+            rows.append([key, shown, f">= {target:g}", _verdict(met)])
+    return rows
+
+
 def print_report(
     rates: Rates,
     ratios: dict[str, float | None],
+    latency: Latency,
     sizes: Sizes,
-    idle: tuple[float, float] | None,
+    footprint: Footprint | None,
 ) -> None:
-    """The human-readable tables: rates, rates relative to anyio, greenroom's ratios."""
+    """The human-readable tables: rates, rates relative to the floor, greenroom's ratios,
+    ask latency beside the floor's, the idle footprint."""
     print()
     headers = ["contender", "tell msg/s", "µs/msg", "ask rt/s", "µs/rt", "fan-out msg/s", "µs/msg"]
     rows = [
@@ -824,9 +1210,12 @@ def print_report(
     ]
     h.print_table(headers, rows)
 
-    base = rates["anyio"]
+    base = rates["floor"]
     print()
-    print("relative to raw anyio streams (above 1 = faster than anyio):")
+    print(
+        "relative to the floor (asyncio.Queue and one consumer; asks with one Future each; "
+        "above 1 = faster than the floor):"
+    )
     rows = [
         [name, *(f"{(r[p] or 0) / b:.2f}x" if (b := base[p]) else "-" for p in PATTERNS)]
         for name, r in rates.items()
@@ -834,56 +1223,142 @@ def print_report(
     h.print_table(["contender", "tell", "ask", "fan-out"], rows)
 
     print()
-    if idle is None:
+    if footprint is None:
         print("greenroom ratios: skipped (greenroom API not available)")
         return
-    print("greenroom ratios (greenroom / other; above 1 = greenroom faster):")
-    rows = []
-    for key, (_p, _o, target) in RATIOS.items():
-        value = ratios[key]
-        shown = f"{value:.2f}" if value is not None else "-"
-        if target is None:
-            rows.append([key, shown, "-", "reference"])
-        else:
-            met = value is not None and value >= target
-            rows.append([key, shown, f">= {target:g}", "ok" if met else "BELOW"])
-    for key in TRACED_KEYS.values():
-        value = ratios.get(key)
-        shown = f"{value:.2f}" if value is not None else "-"
-        met = value is not None and value >= TRACED_TARGET
-        rows.append([key, shown, f">= {TRACED_TARGET:g}", "ok" if met else "BELOW"])
-    for key in DURABLE_KEYS.values():
-        value = ratios.get(key)
-        rows.append([key, f"{value:.2f}" if value is not None else "-", "-", "reference"])
-    h.print_table(["ratio", "value", "target", ""], rows)
+    print("greenroom over the floor (greenroom / floor; above 1 = greenroom faster):")
+    h.print_table(["ratio", "value", "target", ""], _ratio_rows(list(PRIMARY_RATIOS), ratios))
+    print()
+    print("greenroom over the references (greenroom / other; above 1 = greenroom faster):")
+    keys = [k for k in RATIOS if k not in PRIMARY_RATIOS]
+    keys += [*TRACED_KEYS.values(), *DURABLE_KEYS.values()]
+    h.print_table(["ratio", "value", "target", ""], _ratio_rows(keys, ratios))
 
-    idle_bytes, spawn_rate = idle
-    verdict = "ok" if idle_bytes < IDLE_BYTES_TARGET else "ABOVE"
     print()
     print(
-        f"idle actors: {sizes.idle_actors:,} spawned at {h.fmt_rate(spawn_rate)}/s, "
-        f"{idle_bytes:,.0f} bytes per idle actor (target < {IDLE_BYTES_TARGET}: {verdict})"
+        f"ask latency in µs, sequential asks to one actor from each asker, "
+        f"{sizes.latency_asks:,} asks per run (median over the runs of each percentile):"
     )
+    labels = list(PERCENTILES)
+    headers = ["askers", *(f"floor {p}" for p in labels), *(f"greenroom {p}" for p in labels)]
+    headers += ["p99 ratio", "target", ""]
+    rows = []
+    for askers, key in LATENCY_KEYS.items():
+        floor, mine = latency["floor"][askers], latency["greenroom"][askers]
+        value = ratios.get(key)
+        met = value is not None and value <= LATENCY_CEILING
+        rows.append(
+            [
+                str(askers),
+                *(f"{floor[p]:.1f}" for p in labels),
+                *(f"{mine[p]:.1f}" for p in labels),
+                f"{value:.2f}" if value is not None else "-",
+                f"<= {LATENCY_CEILING:g}",
+                _verdict(met, ceiling=True),
+            ]
+        )
+    h.print_table(headers, rows)
+
+    traced, resident, spawn = (
+        footprint.traced_bytes,
+        footprint.resident_bytes,
+        footprint.spawn_per_second,
+    )
+    print()
+    print(f"idle actors ({sizes.idle_actors:,} spawned, their refs kept):")
+    rows = [
+        [
+            "bytes_per_idle_actor (tracemalloc)",
+            f"{traced:,.0f}",
+            f"<= {IDLE_BYTES_CEILING:,}",
+            _verdict(traced <= IDLE_BYTES_CEILING, ceiling=True),
+        ],
+        [
+            "rss_bytes_per_idle_actor (fresh process)",
+            f"{resident:,.0f}",
+            f"<= {IDLE_RSS_CEILING:,}",
+            _verdict(resident <= IDLE_RSS_CEILING, ceiling=True),
+        ],
+        [
+            "spawn_per_second (fresh process)",
+            h.fmt_rate(spawn),
+            f">= {h.fmt_rate(SPAWN_TARGET)}",
+            _verdict(spawn >= SPAWN_TARGET),
+        ],
+    ]
+    h.print_table(["figure", "value", "target", ""], rows)
+
+
+def run_million(args: h.BenchArgs) -> None:
+    """``--million``: spawn a million idle actors, ask a sample of them, print the figures."""
+    print(
+        f"messaging benchmark (million): {MILLION:,} idle actors in one process, "
+        f"then one ask to each of {MILLION_SAMPLE:,} of them",
+        flush=True,
+    )
+    if gr is None:
+        print("  !! greenroom is skipped: it does not export the API this benchmark needs")
+        figures: dict[str, Any] = {}
+    else:
+        figures = million()
+        resident = figures["rss_bytes_per_idle_actor"]
+        print(
+            f"spawned {MILLION:,} in {figures['spawn_seconds']:.1f} s "
+            f"({h.fmt_rate(figures['spawn_per_second'])}/s, target >= "
+            f"{h.fmt_rate(SPAWN_TARGET)}: {_verdict(figures['spawn_per_second'] >= SPAWN_TARGET)})"
+        )
+        print(
+            f"resident memory {resident * MILLION / 2**30:.2f} GiB, {resident:,.0f} bytes per "
+            f"idle actor (target <= {IDLE_RSS_CEILING:,}: "
+            f"{_verdict(resident <= IDLE_RSS_CEILING, ceiling=True)})"
+        )
+        every = figures["answered"] == MILLION_SAMPLE
+        print(
+            f"asked {MILLION_SAMPLE:,} of them once each: {figures['answered']:,} answered "
+            f"in {figures['ask_seconds']:.2f} s ({'ok' if every else 'MISSING'}"
+            + (f", failures {figures['failures']}" if figures["failures"] else "")
+            + f"); runtime closed in {figures['close_seconds']:.1f} s"
+        )
+    if args.json:
+        h.emit_json(
+            {
+                "benchmark": "messaging",
+                "mode": "million",
+                "environment": h.environment(),
+                "greenroom_available": gr is not None,
+                **figures,
+            }
+        )
 
 
 def main() -> None:
-    args = h.parse_args(__doc__.splitlines()[0] if __doc__ else "messaging benchmark")
+    args = h.parse_args(
+        __doc__.splitlines()[0] if __doc__ else "messaging benchmark",
+        flags={"million": "only spawn 1,000,000 idle actors and ask 1,000 of them (slow)"},
+    )
+    if "million" in args.flags:
+        run_million(args)
+        return
     sizes = QUICK if args.quick else FULL
 
     def log(text: str) -> None:
         print(f"  .. {text}", flush=True)
 
-    contenders: list[Contender] = [AnyioStreams(), AsyncioQueue(), Pykka(), Autogen()]
+    floor = AsyncioFloor()
+    contenders: list[Contender] = [floor, AsyncioQueue(), AnyioStreams(), Pykka(), Autogen()]
+    latency_contenders: list[LatencyContender] = [floor]
     greenroom = Greenroom(gr) if gr is not None else None
     traced_contender = GreenroomTraced(gr) if gr is not None else None
     if greenroom is not None and traced_contender is not None:
         contenders.append(greenroom)
         contenders.append(traced_contender)
+        latency_contenders.append(greenroom)
 
     print(
         f"messaging benchmark ({'quick' if args.quick else 'full'}, median of {args.repeat}): "
         f"tell {sizes.tell:,} msgs, ask {sizes.ask:,} round trips, fan-out "
-        f"{sizes.fanout_actors:,} actors x {sizes.fanout_rounds} rounds, "
+        f"{sizes.fanout_actors:,} actors x {sizes.fanout_rounds} rounds, ask latency "
+        f"{sizes.latency_asks:,} asks x {', '.join(map(str, ASKERS))} askers, "
         f"mailbox capacity {MAILBOX_CAPACITY}"
     )
     if greenroom is None:
@@ -892,12 +1367,17 @@ def main() -> None:
 
     wall = time.perf_counter()
     figures = measure(contenders, sizes, args.repeat, log)
-    idle: tuple[float, float] | None = None  # (bytes per idle actor, spawns per second)
+    latency = measure_latency(latency_contenders, sizes, args.repeat, log)
+    footprint: Footprint | None = None
     if greenroom is not None:
-        log(f"idle footprint: spawning {sizes.idle_actors:,} idle actors")
-        seconds, _ = greenroom.idle(sizes.idle_actors, traced=False)
-        _, grown = greenroom.idle(sizes.idle_actors, traced=True)
-        idle = (grown / sizes.idle_actors, sizes.idle_actors / seconds)
+        log(f"idle footprint: spawning {sizes.idle_actors:,} idle actors, in a fresh process")
+        fresh = idle_resident_fresh(sizes.idle_actors)
+        log(f"idle footprint: spawning {sizes.idle_actors:,} idle actors, under tracemalloc")
+        footprint = Footprint(
+            traced_bytes=greenroom.idle_bytes(sizes.idle_actors),
+            resident_bytes=fresh["rss_bytes_per_idle_actor"],
+            spawn_per_second=fresh["spawn_per_second"],
+        )
     wall = time.perf_counter() - wall
 
     rates: Rates = {c.name: {p: figures[c.name].rate(p) for p in PATTERNS} for c in contenders}
@@ -910,10 +1390,17 @@ def main() -> None:
         ops = figures["greenroom_traced"].ops.get(pattern) if traced_contender else None
         written = ops / h.median(durable) if ops and durable else None
         ratios[DURABLE_KEYS[pattern]] = written / untraced if written and untraced else None
-    print_report(rates, ratios, sizes, idle)
+    ratios.update(latency_ratios(latency))
+    print_report(rates, ratios, latency, sizes, footprint)
     print(f"\nwall time {wall:.1f} s")
 
     if args.json:
+        bounded: dict[str, float | None] = {
+            **ratios,
+            "bytes_per_idle_actor": footprint.traced_bytes if footprint else None,
+            "rss_bytes_per_idle_actor": footprint.resident_bytes if footprint else None,
+            "spawn_per_second": footprint.spawn_per_second if footprint else None,
+        }
         h.emit_json(
             {
                 "benchmark": "messaging",
@@ -925,22 +1412,29 @@ def main() -> None:
                     "fanout_actors": sizes.fanout_actors,
                     "fanout_rounds": sizes.fanout_rounds,
                     "idle_actors": sizes.idle_actors,
+                    "latency_asks": sizes.latency_asks,
+                    "askers": list(ASKERS),
                     "mailbox_capacity": MAILBOX_CAPACITY,
                 },
                 "environment": h.environment(),
                 "greenroom_available": greenroom is not None,
+                "floors": {"tell": "floor", "ask": "floor", "fanout": "floor"},
                 "per_second": rates,
                 "us_per_op": {
                     name: {p: (1e6 / r if r else None) for p, r in by_pattern.items()}
                     for name, by_pattern in rates.items()
                 },
-                "ratios": ratios,
-                "targets": {
-                    **{key: t for key, (_p, _o, t) in RATIOS.items() if t is not None},
-                    **dict.fromkeys(TRACED_KEYS.values(), TRACED_TARGET),
+                "latency_us": {
+                    name: {str(askers): point for askers, point in by_askers.items()}
+                    for name, by_askers in latency.items()
                 },
-                "bytes_per_idle_actor": idle[0] if idle else None,
-                "spawn_per_second": idle[1] if idle else None,
+                "ratios": ratios,
+                "targets": lower_bounds(),
+                "ceilings": ceilings(),
+                "met": verdicts(bounded),
+                "bytes_per_idle_actor": bounded["bytes_per_idle_actor"],
+                "rss_bytes_per_idle_actor": bounded["rss_bytes_per_idle_actor"],
+                "spawn_per_second": bounded["spawn_per_second"],
                 "wall_seconds": wall,
             }
         )
