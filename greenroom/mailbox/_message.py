@@ -50,7 +50,7 @@ class Request(Message, Generic[R]):
     """A message whose handler answers with an ``R``: ``class GetOrder(Request[Order])``.
 
     ``await ref.ask(GetOrder(...))`` is then an ``Order`` to mypy and pyright
-    alike, and the checker flags a handler result used as anything else.
+    alike, and either flags the reply used as anything else.
     ``R`` is only a static declaration: nothing checks the handler's return
     value at run time, and the body encodes, decodes and dispatches as any
     other :class:`Message` (tagged with its own class name, here
