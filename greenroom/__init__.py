@@ -57,6 +57,7 @@ from greenroom.mailbox import (
     MailboxStatistics,
     MemoryDeadLetters,
     Message,
+    Request,
 )
 from greenroom.store import (
     ActorStoreView,
@@ -114,6 +115,7 @@ __all__ = [
     "PoolRef",
     "PoolSpec",
     "ReadSet",
+    "Request",
     "RetryPolicy",
     "Runtime",
     "RuntimeConfig",

@@ -44,7 +44,7 @@ def test_top_level_exports_the_core_runtime() -> None:
 
     for sub, names in (
         (actors, ["Actor", "ActorRef", "Runtime", "SupervisorSpec", "ChildSpec", "PoolSpec"]),
-        (mailbox, ["Message", "Envelope", "MailboxConfig", "DeadLetter"]),
+        (mailbox, ["Message", "Request", "Envelope", "MailboxConfig", "DeadLetter"]),
     ):
         for n in names:
             assert getattr(greenroom, n) is getattr(sub, n)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import msgspec
 
@@ -29,11 +29,12 @@ if TYPE_CHECKING:
     from greenroom.actors._actor import Actor
     from greenroom.actors._cell import Cell
     from greenroom.actors._runtime import Runtime
-    from greenroom.mailbox import IdempotencyKey
+    from greenroom.mailbox import IdempotencyKey, Message, Request
 
 __all__ = ["ActorContext", "Timer"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Timer:
@@ -188,7 +189,7 @@ class ActorContext:
         )
 
     async def tell(
-        self, ref: ActorRef, body: object, *, idempotency_key: IdempotencyKey | None = None
+        self, ref: ActorRef, body: Message, *, idempotency_key: IdempotencyKey | None = None
     ) -> None:
         """``ref.tell(body)``, as part of the current trace (so is a plain ``ref.tell``).
 
@@ -200,21 +201,40 @@ class ActorContext:
         """
         await ref.tell(body, idempotency_key=idempotency_key)
 
+    @overload
     async def ask(
         self,
         ref: ActorRef,
-        body: object,
+        body: Request[R],
         *,
         timeout: float | None = None,
         idempotency_key: IdempotencyKey | None = None,
-    ) -> Any:
+    ) -> R: ...
+    @overload
+    async def ask(
+        self,
+        ref: ActorRef,
+        body: Message,
+        *,
+        timeout: float | None = None,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> object: ...
+    async def ask(
+        self,
+        ref: ActorRef,
+        body: Message,
+        *,
+        timeout: float | None = None,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> object:
         """``ref.ask(body, timeout=timeout)``, as part of the current trace.
 
-        A request of its own, as :meth:`tell`. Raises as ``ActorRef.ask``.
+        A request of its own, as :meth:`tell`; typed as ``ActorRef.ask`` (``R``
+        for a ``Request[R]``, ``object`` otherwise). Raises as ``ActorRef.ask``.
         """
         return await ref.ask(body, timeout=timeout, idempotency_key=idempotency_key)
 
-    async def forward(self, target: ActorRef, body: object | None = None) -> None:
+    async def forward(self, target: ActorRef, body: Message | None = None) -> None:
         """Hand the message being handled (or ``body`` instead) to ``target``, which answers.
 
         The new envelope keeps the current one's ask (``reply_to`` and
@@ -315,11 +335,11 @@ class ActorContext:
             cell.links.append(ref._cell)
         return ref
 
-    def send_after(self, delay: float, body: object) -> Timer:
+    def send_after(self, delay: float, body: Message) -> Timer:
         """Send ``body`` to this actor once, ``delay`` seconds from now."""
         return self._timer(body, delay, None)
 
-    def send_every(self, interval: float, body: object, *, first: float | None = None) -> Timer:
+    def send_every(self, interval: float, body: Message, *, first: float | None = None) -> Timer:
         """Send ``body`` to this actor every ``interval`` seconds (first after ``first``)."""
         if interval <= 0:
             raise InvalidSpec(f"send_every interval must be > 0, got {interval!r}")

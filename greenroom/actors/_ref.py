@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from greenroom._errors import GreenroomError
 from greenroom.actors._system import expire
 
 if TYPE_CHECKING:
     from greenroom.actors._cell import Cell
-    from greenroom.mailbox import IdempotencyKey
+    from greenroom.mailbox import IdempotencyKey, Message, Request
 
 __all__ = ["ActorRef"]
+
+R = TypeVar("R")
 
 
 class ActorRef:
@@ -56,7 +58,7 @@ class ActorRef:
                 self._cell = cell = fresh
         return cell
 
-    async def tell(self, body: object, *, idempotency_key: IdempotencyKey | None = None) -> None:
+    async def tell(self, body: Message, *, idempotency_key: IdempotencyKey | None = None) -> None:
         """Send ``body`` without waiting for it to be handled.
 
         Returns without suspending while the mailbox has room. When it is
@@ -99,7 +101,7 @@ class ActorRef:
                 raise cell.system.closed(cell, envelope, exc) from None
         await cell.system.put(cell, envelope, None)
 
-    def tell_nowait(self, body: object, *, idempotency_key: IdempotencyKey | None = None) -> None:
+    def tell_nowait(self, body: Message, *, idempotency_key: IdempotencyKey | None = None) -> None:
         """Send ``body`` without ever waiting (``idempotency_key``: as for :meth:`tell`).
 
         Raises:
@@ -112,14 +114,34 @@ class ActorRef:
         cell = self._target(body)
         cell.system.put_nowait(cell, cell.system.envelope(cell, body, idempotency_key))
 
+    @overload
     async def ask(
         self,
-        body: object,
+        body: Request[R],
         *,
         timeout: float | None = None,
         idempotency_key: IdempotencyKey | None = None,
-    ) -> Any:
+    ) -> R: ...
+    @overload
+    async def ask(
+        self,
+        body: Message,
+        *,
+        timeout: float | None = None,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> object: ...
+    async def ask(
+        self,
+        body: Message,
+        *,
+        timeout: float | None = None,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> object:
         """Send ``body`` and wait for the handler's return value.
+
+        To a type checker the result is ``R`` for a :class:`~greenroom.Request`
+        ``[R]`` body, and ``object`` for any other message: its reply type is
+        not declared, so the caller narrows it (``isinstance``) before use.
 
         ``timeout`` (seconds) bounds the whole call, waiting for mailbox room
         included; ``None`` means the runtime's ``ask_timeout`` (default 5 s).

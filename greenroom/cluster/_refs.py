@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from greenroom._errors import UsageError
 
 if TYPE_CHECKING:
     from greenroom.cluster._node import Node
-    from greenroom.mailbox import IdempotencyKey
+    from greenroom.mailbox import IdempotencyKey, Message
+
+R = TypeVar("R")
 
 __all__ = ["ClusterPoolRef", "RemoteRef", "partition_of"]
 
@@ -38,7 +40,7 @@ class RemoteRef:
     def __repr__(self) -> str:
         return f"<RemoteRef {self.name}>"
 
-    async def tell(self, body: object, *, idempotency_key: IdempotencyKey | None = None) -> None:
+    async def tell(self, body: Message, *, idempotency_key: IdempotencyKey | None = None) -> None:
         """Send ``body``; returns once Redis has it.
 
         ``idempotency_key`` (a ``str`` or ``bytes`` naming the request)
@@ -58,15 +60,36 @@ class RemoteRef:
         """
         await self._node.post(self.name, body, self._capacity, idempotency_key)
 
+    @overload
     async def ask(
         self,
-        body: object,
+        body: Message,
+        *,
+        timeout: float | None = None,
+        returns: type[R],
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> R: ...
+    @overload
+    async def ask(
+        self,
+        body: Message,
+        *,
+        timeout: float | None = None,
+        returns: None = None,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> object: ...
+    async def ask(
+        self,
+        body: Message,
         *,
         timeout: float | None = None,
         returns: type | None = None,
         idempotency_key: IdempotencyKey | None = None,
-    ) -> Any:
+    ) -> object:
         """Send ``body`` and wait for the handler's return value, decoded as ``returns``.
+
+        Typed ``R`` when ``returns`` is ``type[R]``, else ``object`` (the reply
+        is decoded untyped, so a ``Request[R]`` body alone does not make it an ``R``).
 
         ``timeout`` defaults to the runtime's ``ask_timeout``. Errors arrive
         as their greenroom types (:class:`HandlerError`,
@@ -138,7 +161,7 @@ class ClusterPoolRef:
 
     async def tell(
         self,
-        body: object,
+        body: Message,
         *,
         key: object = None,
         idempotency_key: IdempotencyKey | None = None,
@@ -148,17 +171,37 @@ class ClusterPoolRef:
         actor = self.actor_of(self._key_of(body, key))
         await self._node.post(actor, body, self._capacity, idempotency_key)
 
+    @overload
     async def ask(
         self,
-        body: object,
+        body: Message,
+        *,
+        key: object = None,
+        timeout: float | None = None,
+        returns: type[R],
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> R: ...
+    @overload
+    async def ask(
+        self,
+        body: Message,
+        *,
+        key: object = None,
+        timeout: float | None = None,
+        returns: None = None,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> object: ...
+    async def ask(
+        self,
+        body: Message,
         *,
         key: object = None,
         timeout: float | None = None,
         returns: type | None = None,
         idempotency_key: IdempotencyKey | None = None,
-    ) -> Any:
+    ) -> object:
         """Ask the worker of ``body``'s key (``idempotency_key``: as for
-        :meth:`RemoteRef.ask`). Raises as :meth:`RemoteRef.ask`."""
+        :meth:`RemoteRef.ask`; typed as it). Raises as :meth:`RemoteRef.ask`."""
         actor = self.actor_of(self._key_of(body, key))
         return await self._node.request(
             actor, body, self._capacity, timeout, returns, idempotency_key

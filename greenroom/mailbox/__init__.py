@@ -17,7 +17,7 @@ from greenroom.mailbox._errors import (
     UndecodableMessage,
 )
 from greenroom.mailbox._memory import MemoryMailbox, MemoryMailboxes
-from greenroom.mailbox._message import Message, check_message
+from greenroom.mailbox._message import Message, Request, check_message
 from greenroom.mailbox._protocol import Mailbox, MailboxFactory, MailboxStatistics
 from greenroom.mailbox._redis_admin import (
     RedisDeadLetterRecord,
@@ -59,6 +59,7 @@ __all__ = [
     "RedisMailboxes",
     "RedisRedriveOutcome",
     "RedriveOutcome",
+    "Request",
     "SqliteDeadLetters",
     "SqliteMailbox",
     "SqliteMailboxes",

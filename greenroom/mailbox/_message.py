@@ -1,14 +1,36 @@
-"""The base class of every message body, and the check that a body is one."""
+"""The base classes of every message body, and the check that a body is one."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import msgspec
 
 from greenroom._errors import InvalidMessage
 
-__all__ = ["Message", "check_message"]
+if TYPE_CHECKING:
+    # Type checkers know typing_extensions without it being installed, and
+    # Python 3.11's typing.dataclass_transform has no frozen_default.
+    from typing_extensions import dataclass_transform
+else:
+
+    def dataclass_transform(**_: object) -> object:
+        # At run time the decorator does nothing, so Message is exactly the
+        # Struct it was (no __dataclass_transform__ attribute is added).
+        return lambda cls: cls
 
 
+__all__ = ["Message", "Request", "check_message"]
+
+R = TypeVar("R", covariant=True)
+
+
+# msgspec's Struct is declared with dataclass_transform() without
+# frozen_default, so checkers take a subclass without `frozen=True` for a
+# non-frozen dataclass inheriting a frozen one (an error in mypy and pyright).
+# Declaring Message as a transform of its own, frozen by default, makes its
+# subclasses frozen to both checkers, as they are at run time.
+@dataclass_transform(frozen_default=True, field_specifiers=(msgspec.field,))
 class Message(msgspec.Struct, frozen=True, tag=True):
     """A message body: a frozen msgspec Struct, tagged with its class name.
 
@@ -16,6 +38,25 @@ class Message(msgspec.Struct, frozen=True, tag=True):
     types decodes from msgpack or JSON, and the memory mailbox can pass bodies
     by reference without copying. New fields of a message type that is
     already in use must have defaults, so older encoded messages still decode.
+
+    A subclass needs no class keywords (``class Greet(Message)``); it may add
+    msgspec's others, such as ``kw_only=True``. To give a message a reply
+    type that :meth:`~greenroom.ActorRef.ask` returns, subclass
+    :class:`Request` instead.
+    """
+
+
+class Request(Message, Generic[R]):
+    """A message whose handler answers with an ``R``: ``class GetOrder(Request[Order])``.
+
+    ``await ref.ask(GetOrder(...))`` is then an ``Order`` to mypy and pyright
+    alike, and either flags the reply used as anything else.
+    ``R`` is only a static declaration: nothing checks the handler's return
+    value at run time, and the body encodes, decodes and dispatches as any
+    other :class:`Message` (tagged with its own class name, here
+    ``"GetOrder"``). ``R`` is covariant: a ``Request[Order]`` is a
+    ``Request[object]``. A request can still be sent with ``tell``; its
+    reply is then dropped.
     """
 
 
