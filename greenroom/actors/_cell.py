@@ -117,6 +117,7 @@ class Cell:
         "services",
         "shutdown",
         "state",
+        "stopped",
         "supervisor",
         "sys",
         "system",
@@ -159,6 +160,7 @@ class Cell:
         self.principal: Principal = Principal(name=name, actor_type=actor_type, named=False)
         self.ref: ActorRef = cast("ActorRef", None)  # set by the runtime right after
         self.state = State.NEW
+        self.stopped = False  # closed for good: refs look the name up again
         self.task: asyncio.Task[None] | None = None
         self.waiter: asyncio.Future[bool] | None = None
         self.sys: deque[SysItem] | None = None  # made on first use: most cells never need it
@@ -522,6 +524,7 @@ class Cell:
     def close(self) -> None:
         """Close the mailbox and fail everything still in it; the cell is stopped."""
         self.state = State.STOPPED
+        self.stopped = True
         self._cancel_timers()
         self.retire()
         for envelope in self.mailbox.close():

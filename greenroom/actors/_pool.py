@@ -120,6 +120,8 @@ class PoolRef(SupervisorRef):
 
     __slots__ = ()
 
+    _routed = True
+
     def _target(self, body: object) -> Cell:
         pool = ActorRef._target(self, body)
         actor = pool.actor

@@ -36,6 +36,8 @@ class ActorRef:
 
     __slots__ = ("_cell", "name")
 
+    _routed = False  # a pool's ref picks a member for every body (PoolRef._target)
+
     def __init__(self, cell: Cell) -> None:
         self._cell = cell
         self.name = cell.name
@@ -52,7 +54,7 @@ class ActorRef:
     def _target(self, body: object) -> Cell:
         """The cell that takes ``body``: this actor's current one (a pool routes)."""
         cell = self._cell
-        if cell.mailbox.closed:
+        if cell.stopped:
             fresh = cell.system.cells.get(self.name)
             if fresh is not None:
                 self._cell = cell = fresh
@@ -91,7 +93,9 @@ class ActorRef:
                 re-send with the same ``idempotency_key``.
             UsageError: ``idempotency_key`` is not a non-empty str or bytes.
         """
-        cell = self._target(body)
+        cell = self._cell
+        if cell.stopped or self._routed:
+            cell = self._target(body)
         envelope = cell.system.envelope(cell, body, idempotency_key)
         if not cell.durable:  # a durable offer does not wait for the commit: put does
             try:
@@ -166,7 +170,9 @@ class ActorRef:
             MailboxUnavailable: as for :meth:`tell` (the outcome is unknown).
             InvalidMessage, MessageTooLarge, UsageError: as for :meth:`tell`.
         """
-        cell = self._target(body)
+        cell = self._cell
+        if cell.stopped or self._routed:
+            cell = self._target(body)
         system = cell.system
         if timeout is None:
             timeout = system.ask_timeout

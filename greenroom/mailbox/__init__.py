@@ -17,7 +17,7 @@ from greenroom.mailbox._errors import (
     UndecodableMessage,
 )
 from greenroom.mailbox._memory import MemoryMailbox, MemoryMailboxes
-from greenroom.mailbox._message import Message, Request, check_message
+from greenroom.mailbox._message import Message, Request, check_message, fixed_size
 from greenroom.mailbox._protocol import Mailbox, MailboxFactory, MailboxStatistics
 from greenroom.mailbox._redis_admin import (
     RedisDeadLetterRecord,
@@ -66,6 +66,7 @@ __all__ = [
     "SqliteMailboxesStatistics",
     "UndecodableMessage",
     "check_message",
+    "fixed_size",
     "keyed_id",
     "make_envelope",
 ]

@@ -60,9 +60,9 @@ class Request(Message, Generic[R]):
     """
 
 
-_UNBOUNDED = -1
-# type -> most bytes its msgpack encoding can take, or _UNBOUNDED
-_bounds: dict[type, int] = {}
+# type -> (bytes its fixed-size fields can take, its str and bytes fields), or None when
+# some field is unbounded (a list, a nested struct, Any): those bodies must be encoded.
+_plans: dict[type, tuple[int, tuple[str, ...]] | None] = {}
 
 _FIXED = {
     msgspec.inspect.IntType: 9,
@@ -70,25 +70,46 @@ _FIXED = {
     msgspec.inspect.BoolType: 1,
     msgspec.inspect.NoneType: 1,
 }
+_SIZED = (msgspec.inspect.StrType, msgspec.inspect.BytesType)
 
 
 def check_message(body: object) -> int | None:
     """Raise :class:`InvalidMessage` unless ``body`` can travel as a message.
 
     A body must be a frozen, tagged ``msgspec.Struct`` (subclassing
-    :class:`Message` is the simple way). The check is done once per type.
-    Returns the most bytes the body's msgpack encoding can take when its
-    fields are all fixed-size scalars (so a size limit above it needs no
-    encoding to check), ``None`` otherwise.
+    :class:`Message` is the simple way). The type is checked once. Returns
+    the most bytes this body's msgpack encoding can take when its fields
+    are scalars, ``str`` or ``bytes`` (so a size limit above it needs no
+    encoding to check; a ``str`` counts 4 bytes per character), ``None``
+    otherwise.
     """
     cls = type(body)
-    bound = _bounds.get(cls)
-    if bound is None:
-        bound = _bounds[cls] = _check_type(cls, body)
-    return None if bound == _UNBOUNDED else bound
+    try:
+        plan = _plans[cls]
+    except KeyError:
+        plan = _plans[cls] = _check_type(cls, body)
+    if plan is None:
+        return None
+    total, sized = plan
+    for name in sized:
+        value = getattr(body, name)
+        if isinstance(value, str):
+            total += 4 * len(value)
+        elif isinstance(value, bytes):
+            total += len(value)
+    return total
 
 
-def _check_type(cls: type, body: object) -> int:
+def fixed_size(body: object) -> bool:
+    """Whether every body of ``type(body)`` has the same size bound (no str or bytes field).
+
+    Only meaningful after :func:`check_message` accepted a body of the type.
+    """
+    plan = _plans.get(type(body))
+    return plan is not None and not plan[1]
+
+
+def _check_type(cls: type, body: object) -> tuple[int, tuple[str, ...]] | None:
     if not isinstance(body, msgspec.Struct):
         raise InvalidMessage(cls.__qualname__, "it is not a msgspec Struct")
     config = body.__struct_config__
@@ -96,23 +117,31 @@ def _check_type(cls: type, body: object) -> int:
         raise InvalidMessage(cls.__qualname__, "it is not frozen, so a receiver could mutate it")
     if config.tag is None:
         raise InvalidMessage(cls.__qualname__, "it has no tag, so it cannot be decoded in a union")
-    return _size_bound(cls)
+    return _size_plan(cls)
 
 
-def _size_bound(cls: type) -> int:
+def _size_plan(cls: type) -> tuple[int, tuple[str, ...]] | None:
     try:
         info = msgspec.inspect.type_info(cls)
     except (TypeError, ValueError):
-        return _UNBOUNDED
+        return None
     if not isinstance(info, msgspec.inspect.StructType):
-        return _UNBOUNDED
+        return None
     total = 16 + len(str(info.tag)) + len(str(info.tag_field))
+    sized: list[str] = []
     for field in info.fields:
         options = (
             field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
         )
-        sizes = [_FIXED.get(type(option)) for option in options]
-        if any(size is None for size in sizes):
-            return _UNBOUNDED
-        total += 9 + len(field.encode_name) + max(s for s in sizes if s is not None)
-    return total
+        fixed = 0
+        for option in options:
+            size = _FIXED.get(type(option))
+            if size is None:
+                if not isinstance(option, _SIZED):
+                    return None
+                size = 5  # the str/bytes header; the data is counted per body
+                if field.name not in sized:
+                    sized.append(field.name)
+            fixed = max(fixed, size)
+        total += 9 + len(field.encode_name) + fixed
+    return total, tuple(sized)
