@@ -43,7 +43,18 @@ def test_top_level_exports_the_core_runtime() -> None:
     from greenroom import actors, mailbox
 
     for sub, names in (
-        (actors, ["Actor", "ActorRef", "Runtime", "SupervisorSpec", "ChildSpec", "PoolSpec"]),
+        (
+            actors,
+            [
+                "Actor",
+                "ActorRef",
+                "Runtime",
+                "SupervisorSpec",
+                "ChildSpec",
+                "PoolSpec",
+                "Terminated",
+            ],
+        ),
         (mailbox, ["Message", "Envelope", "MailboxConfig", "DeadLetter"]),
     ):
         for n in names:

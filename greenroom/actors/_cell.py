@@ -23,6 +23,7 @@ import anyio
 from greenroom._errors import ActorStopped, ErrorInfo, HandlerTimeout
 from greenroom.actors._actor import IGNORE, Actor, HandlerFn, dispatch_table, resolve_handler
 from greenroom.actors._principal import Principal
+from greenroom.actors._watch import Watches, cell_closed, note_end
 from greenroom.mailbox import Envelope, Mailbox
 from greenroom.trace import MessageRow, attempt_span_id, current_span, current_tracer
 from greenroom.trace._logging import logger
@@ -119,6 +120,7 @@ class Cell:
         "throughput",
         "timers",
         "waiter",
+        "watches",
     )
 
     def __init__(
@@ -161,6 +163,7 @@ class Cell:
         self.services: dict[type, tuple[object, Extension]] | None = None
         self.handled = 0
         self.failures = 0
+        self.watches: Watches | None = None  # death watch (see _watch), made on first use
         mailbox.set_listener(self.wake)
 
     def __repr__(self) -> str:
@@ -343,6 +346,7 @@ class Cell:
         """The running instance failed: stop handling and tell the supervisor."""
         self.state = State.FAILED
         self.failures += 1
+        note_end(self, error)
         self._cancel_timers()
         parent = self.parent
         if parent is None:
@@ -367,6 +371,7 @@ class Cell:
         if self.state is not State.RUNNING:
             return
         self.state = State.EXITING
+        note_end(self, None)
         parent = self.parent
         if parent is None:
             self.runtime._root_exited(self)
@@ -515,6 +520,7 @@ class Cell:
             self.runtime._undeliverable(self, envelope)
         self._fail_system_items()
         self.runtime._unregister(self)
+        cell_closed(self)
 
     def _fail_system_items(self) -> None:
         while self.sys:
