@@ -43,22 +43,18 @@ def test_top_level_exports_the_core_runtime() -> None:
     from greenroom import actors, mailbox
 
     for sub, names in (
-        (
-            actors,
-            [
-                "Actor",
-                "ActorRef",
-                "Runtime",
-                "SupervisorSpec",
-                "ChildSpec",
-                "PoolSpec",
-                "Terminated",
-            ],
-        ),
+        (actors, ["Actor", "ActorRef", "Runtime", "SupervisorSpec", "ChildSpec", "PoolSpec"]),
         (mailbox, ["Message", "Envelope", "MailboxConfig", "DeadLetter"]),
     ):
         for n in names:
             assert getattr(greenroom, n) is getattr(sub, n)
+
+
+def test_death_watch_is_exported_at_the_top_level() -> None:
+    from greenroom import actors
+
+    assert greenroom.Terminated is actors.Terminated
+    assert "TerminationReason" in actors.__all__
 
 
 def test_every_error_derives_from_greenroom_error() -> None:

@@ -413,7 +413,11 @@ class Cell:
         self._fail_system_items()
         actor = self.factory()
         self._bind(actor)
-        await actor.on_restart(error)
+        try:
+            await actor.on_restart(error)
+        except Exception as exc:
+            note_end(self, exc)  # if the cell now stops, this is why
+            raise
         self._set_running()
 
     def _set_running(self) -> None:

@@ -7,9 +7,10 @@ The rules, after Akka/Pekko's DeathWatch and Erlang's monitors:
   (``"normal"``), it was stopped (``"stopped"``: by its supervisor,
   ``Runtime.stop``, a shutdown, or the actor that spawned it stopping), or it
   failed and was not restarted (``"failed"``, with the error: a temporary or
-  transient child that failed, or the failure that made its supervisor give
-  up). A restart is not a termination: the same actor, with the same
-  mailbox and ref, goes on (as in Akka).
+  transient child that failed, the failure that made its supervisor give
+  up, a restart whose ``on_restart`` raised, or a failed actor stopped while
+  its restart was pending). A restart is not a termination: the same
+  actor, with the same mailbox and ref, goes on (as in Akka).
 * Watching an actor that is not running (stopped already, or a name never
   spawned) delivers ``Terminated(reason="noproc")`` at once, as Erlang's
   ``DOWN`` with ``noproc``.

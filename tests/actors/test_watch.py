@@ -233,6 +233,28 @@ async def test_terminated_arrives_when_a_failure_passes_the_restart_intensity(
         assert await watcher.ask(Count()) == 3
 
 
+class BadRestart(Recorder):
+    """Its ``on_restart`` raises: every restart of it fails."""
+
+    async def on_restart(self, error: gr.ErrorInfo) -> None:
+        raise Boom(f"{self.ctx.name} cannot restart")
+
+
+async def test_terminated_carries_the_error_when_the_restart_itself_fails(stream: Stream) -> None:
+    async with gr.Runtime() as rt:
+        a = child("a", Log(), actor=BadRestart, restart="transient")
+        await rt.spawn(supervisor("sup", a, max_restarts=2, restart="temporary"))
+        refs: Refs = {"sup/a": rt.ref("sup/a")}
+        watcher = await _watcher(rt, refs, stream)
+        await _watch(watcher, "sup/a")
+        await refs["sup/a"].tell(Crash())
+        got = await _next(stream)
+        assert (got.actor, got.reason) == ("sup/a", "failed")
+        assert got.error is not None
+        assert got.error.message == "sup/a cannot restart"
+        assert await watcher.ask(Count()) == 1
+
+
 async def test_a_restart_is_not_a_termination(stream: Stream) -> None:
     log = Log()
     async with gr.Runtime() as rt:
