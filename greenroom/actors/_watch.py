@@ -161,8 +161,9 @@ def _watches(cell: Cell) -> Watches:
 def note_end(cell: Cell, error: Exception | None) -> None:
     """The current instance of ``cell`` failed with ``error`` (``None``: asked to stop).
 
-    Called from ``Cell.fail`` and ``Cell.request_exit``: if the cell closes
-    before another instance runs, this is the reason its watchers get.
+    Called from ``Cell.fail``, ``Cell.request_exit`` and a failed
+    ``Cell.restart``: if the cell closes before another instance runs, this
+    is the reason its watchers get.
     """
     watches = _watches(cell)
     watches.ended_by = cell.actor
@@ -201,7 +202,12 @@ def watch_remote(watcher: Cell, ref: Watchable) -> None:
             del mine.watching[key]
             _send(watcher, body)
 
-    entry.handle = ref._gr_watch(notify)
+    try:
+        entry.handle = ref._gr_watch(notify)
+    except BaseException:
+        if mine.watching.get(key) is entry:
+            del mine.watching[key]  # refused: nothing is kept
+        raise
     if mine.watching.get(key) is not entry:
         entry.cancel()  # notified (or unwatched) already, from inside _gr_watch
 
