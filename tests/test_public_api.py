@@ -50,6 +50,13 @@ def test_top_level_exports_the_core_runtime() -> None:
             assert getattr(greenroom, n) is getattr(sub, n)
 
 
+def test_death_watch_is_exported_at_the_top_level() -> None:
+    from greenroom import actors
+
+    assert greenroom.Terminated is actors.Terminated
+    assert "TerminationReason" in actors.__all__
+
+
 def test_every_error_derives_from_greenroom_error() -> None:
     errors = [getattr(greenroom, n) for n in greenroom.__all__ if n.endswith(("Error", "Full"))]
     errors += [greenroom.AskTimeout, greenroom.ActorStopped, greenroom.Escalated]

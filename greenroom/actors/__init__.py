@@ -25,6 +25,7 @@ from greenroom.actors._spec import (
 )
 from greenroom.actors._supervisor import ChildInfo, ChildStatus
 from greenroom.actors._supervisor_ref import SupervisorRef
+from greenroom.actors._watch import Terminated, TerminationReason
 
 __all__ = [
     "IGNORE",
@@ -52,6 +53,8 @@ __all__ = [
     "Strategy",
     "SupervisorRef",
     "SupervisorSpec",
+    "Terminated",
+    "TerminationReason",
     "Timer",
     "handler",
     "run",

@@ -25,6 +25,7 @@ from greenroom._errors import ActorStopped, ErrorInfo, HandlerTimeout
 from greenroom.actors._actor import IGNORE, Actor, HandlerFn, dispatch_table, resolve_handler
 from greenroom.actors._context import ActorContext
 from greenroom.actors._principal import Principal
+from greenroom.actors._watch import Watches, cell_closed, note_end
 from greenroom.mailbox import Envelope, Mailbox
 from greenroom.trace import MessageRow, attempt_span_id, current_span, current_tracer
 from greenroom.trace._logging import logger
@@ -125,6 +126,7 @@ class Cell:
         "throughput",
         "timers",
         "waiter",
+        "watches",
     )
 
     def __init__(
@@ -171,6 +173,7 @@ class Cell:
         self.deferred: weakref.WeakSet[Deferred] | None = None  # deferred asks not settled
         self.services: dict[type, tuple[object, Extension]] | None = None
         self.failures = 0
+        self.watches: Watches | None = None  # death watch (see _watch), made on first use
         mailbox.set_listener(self.wake)
 
     def __repr__(self) -> str:
@@ -360,6 +363,7 @@ class Cell:
         """The running instance failed: stop handling and tell the supervisor."""
         self.state = State.FAILED
         self.failures += 1
+        note_end(self, error)
         self._cancel_timers()
         parent = self.parent
         if parent is None:
@@ -384,6 +388,7 @@ class Cell:
         if self.state is not State.RUNNING:
             return
         self.state = State.EXITING
+        note_end(self, None)
         parent = self.parent
         if parent is None:
             self.system.root_failed(None)
@@ -423,7 +428,11 @@ class Cell:
         self._fail_system_items()
         actor = self.factory()
         self._bind(actor)
-        await actor.on_restart(error)
+        try:
+            await actor.on_restart(error)
+        except Exception as exc:
+            note_end(self, exc)  # if the cell now stops, this is why
+            raise
         self._set_running()
 
     def _set_running(self) -> None:
@@ -532,6 +541,7 @@ class Cell:
         self._fail_deferred()
         self._fail_system_items()
         self.system.unregister(self)
+        cell_closed(self)
 
     def _fail_deferred(self) -> None:
         deferred = self.deferred

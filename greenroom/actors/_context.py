@@ -15,10 +15,12 @@ from greenroom._errors import (
     MailboxFull,
     UsageError,
 )
+from greenroom.actors._actor import resolve_handler
 from greenroom.actors._forward import Deferred, send_onward
 from greenroom.actors._principal import Principal
 from greenroom.actors._ref import ActorRef
 from greenroom.actors._spec import Spec, as_spec
+from greenroom.actors._watch import Terminated, Watchable, unwatch, watch_cell, watch_remote
 from greenroom.mailbox import Envelope, MailboxConfig, check_message
 from greenroom.trace import current_span, format_id
 from greenroom.trace._logging import logger
@@ -35,6 +37,7 @@ __all__ = ["ActorContext", "Timer"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+W = TypeVar("W", bound="ActorRef | Watchable")
 
 
 class Timer:
@@ -354,9 +357,71 @@ class ActorContext:
         cell.timers.add(timer)
         return timer
 
+    def watch(self, ref: W) -> W:
+        """Get a :class:`Terminated` message once ``ref``'s actor stops for good; returns ``ref``.
+
+        Sent once per watch whatever the reason (it stopped itself, was
+        stopped, or failed and was not restarted), never for a restart; at
+        once (``reason="noproc"``) if it is not running. Watching it again
+        while watched changes nothing. A :class:`PoolRef` or
+        :class:`SupervisorRef` watches the pool or supervisor itself, not a
+        worker; a worker's own ref (``Runtime.ref("pool/0")``) watches that
+        worker. A ``RemoteRef`` watches an actor on another node (see
+        ``greenroom.cluster``). The watch ends when this actor stops; it is
+        kept across its restarts. Never waits: a full mailbox delays the
+        Terminated, it does not block this call or the stopping actor.
+
+        Raises:
+            UsageError: this actor has no handler for :class:`Terminated`
+                (or a base class of it), or ``ref`` cannot be watched.
+            ActorStopped: this actor is stopped.
+        """
+        cell = self._cell
+        if Terminated not in cell.dispatch and resolve_handler(cell.dispatch, Terminated) is None:
+            raise UsageError(
+                f"{cell.name} watches {ref!r} but has no handler for greenroom.Terminated, so "
+                f"it could not be told when that actor stops; add one to "
+                f"{self.actor_type.__qualname__}: "
+                f"`@greenroom.handler async def on_terminated(self, msg: greenroom.Terminated)`"
+            )
+        if cell.mailbox.closed:
+            raise ActorStopped(cell.name)
+        if isinstance(ref, ActorRef):
+            watch_cell(cell, _current_cell(ref), ref.name)
+        elif callable(getattr(ref, "_gr_watch", None)):
+            watch_remote(cell, ref)
+        else:
+            raise UsageError(f"ctx.watch takes an ActorRef or a RemoteRef, got {ref!r}")
+        return ref
+
+    def unwatch(self, ref: ActorRef | Watchable) -> None:
+        """Stop watching ``ref``: a :class:`Terminated` not sent yet will not be.
+
+        One sent already (the actor stopped before this call) may still be
+        in the mailbox, as after Erlang's ``demonitor`` without ``flush``.
+        Unwatching an actor not watched does nothing.
+
+        Raises:
+            UsageError: ``ref`` is neither an ActorRef nor a RemoteRef.
+        """
+        if isinstance(ref, ActorRef):
+            unwatch(self._cell, ref.name, remote=False)
+        elif callable(getattr(ref, "_gr_watch", None)):
+            unwatch(self._cell, ref.name, remote=True)
+        else:
+            raise UsageError(f"ctx.unwatch takes an ActorRef or a RemoteRef, got {ref!r}")
+
     def stop(self) -> None:
         """Stop this actor normally once the current handler returns.
 
         Its supervisor then restarts it only if it is ``permanent``.
         """
         self._cell.request_exit()
+
+
+def _current_cell(ref: ActorRef) -> Cell | None:
+    """The cell ``ref`` names now: its own, or a new incarnation under the same name."""
+    cell = ref._cell
+    if cell.stopped:
+        return cell.system.cells.get(ref.name)
+    return cell

@@ -32,12 +32,14 @@ from greenroom.actors import Actor, ChildSpec, Runtime, SupervisorRef, Superviso
 from greenroom.cluster._errors import UnknownPool
 from greenroom.cluster._keys import ACQUIRE, HEARTBEAT, RELEASE, RENEW, Keys
 from greenroom.cluster._refs import ClusterPoolRef, RemoteRef
+from greenroom.cluster._remote_watch import RemoteWatch, RemoteWatches
 from greenroom.cluster._replies import Replies
 from greenroom.mailbox import MailboxUnavailable, check_message, make_envelope
 from greenroom.mailbox._redis_client import redis_error
 from greenroom.trace._logging import logger
 
 if TYPE_CHECKING:
+    from greenroom.actors import Terminated
     from greenroom.mailbox import Envelope, IdempotencyKey, RedisMailboxes
 
 __all__ = ["Node"]
@@ -147,6 +149,7 @@ class Node:
         self._tasks: list[asyncio.Task[None]] | None = None
         self._state = "new"
         self._outage = False
+        self._watches = RemoteWatches(self)
         self.takeovers = 0  # partitions taken over from a node that did not give them back
 
     def __repr__(self) -> str:
@@ -196,6 +199,7 @@ class Node:
                 for pool in self._pools.values():
                     for partition in sorted(pool.owned):
                         await self._stop_partition(pool, partition, release=True)
+                self._watches.close()
                 with anyio.move_on_after(self.takeover):
                     try:
                         await self._client.zrem(self._keys.nodes, self.name)
@@ -248,12 +252,13 @@ class Node:
             if self._state != "open":
                 return
             try:
-                await self._beat(register=True)
+                live = await self._beat(register=True)
                 for pool in list(self._pools.values()):
                     # Shares are counted among the nodes hosting this pool, not
                     # among every member (a producer-only node hosts nothing).
                     hosts = await self._beat(self._keys.hosts(pool.name), register=True)
                     await self._balance(pool, hosts)
+                await self._watches.check(live)
             except (MailboxUnavailable, *(redis_error(),)) as error:
                 if not self._outage:
                     self._outage = True
@@ -362,6 +367,7 @@ class Node:
     async def _stop_partition(self, pool: _Hosted, partition: int, *, release: bool) -> None:
         pool.owned.discard(partition)
         await self._forget_child(pool, partition)
+        self._watches.partition_stopped(pool.name, partition)
         logger.bind(node=self.name, actor=f"{pool.name}/{partition}").info(
             "greenroom: {} stopped hosting {}/{}", self.name, pool.name, partition
         )
@@ -532,6 +538,17 @@ class Node:
         """Send ``body`` to ``actor``'s stream (what refs call); ``key``: its idempotency key."""
         check_message(body)
         await self.mailboxes.post(make_envelope(actor, body, key=key), capacity=capacity)
+
+    def watch(self, actor: str, notify: Callable[[Terminated], None]) -> RemoteWatch:
+        """Watch the partition worker ``actor`` (what ``ctx.watch(RemoteRef)`` calls).
+
+        ``notify`` gets its one :class:`~greenroom.Terminated`; see
+        ``greenroom.cluster._remote_watch`` for when. ``cancel()`` the result to stop.
+
+        Raises:
+            UsageError: ``actor`` is not ``<pool>/<partition>``, or this node is not open.
+        """
+        return self._watches.watch(actor, notify)
 
     async def request(
         self,

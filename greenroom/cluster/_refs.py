@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from greenroom._errors import UsageError
 
 if TYPE_CHECKING:
+    from greenroom.actors import Terminated
     from greenroom.cluster._node import Node
+    from greenroom.cluster._remote_watch import RemoteWatch
     from greenroom.mailbox import IdempotencyKey, Message
 
 R = TypeVar("R")
@@ -112,6 +114,11 @@ class RemoteRef:
         return await self._node.request(
             self.name, body, self._capacity, timeout, returns, idempotency_key
         )
+
+    def _gr_watch(self, notify: Callable[[Terminated], None]) -> RemoteWatch:
+        """Death watch, for ``ctx.watch(ref)``: only a partition of a keyed pool can be
+        watched from another node (see :meth:`Node.watch`)."""
+        return self._node.watch(self.name, notify)
 
 
 class ClusterPoolRef:
