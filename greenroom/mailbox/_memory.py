@@ -32,9 +32,10 @@ class MemoryMailbox:
         "_high_water",
         "_label",
         "_listener",
-        "_put_total",
+        "_left",
         "_putters",
         "_queue",
+        "_requeued",
         "_reserved",
     )
 
@@ -46,8 +47,9 @@ class MemoryMailbox:
         self._reserved = 0
         self._listener: Callable[[], None] | None = None
         self._closed = False
-        self._put_total = 0
         self._get_total = 0
+        self._requeued = 0  # put back at the head: handed out again, not put again
+        self._left = 0  # still queued when the mailbox closed
         self._high_water = 0
 
     @property
@@ -75,7 +77,6 @@ class MemoryMailbox:
     def _append(self, envelope: Envelope) -> None:
         queue = self._queue
         queue.append(envelope)
-        self._put_total += 1
         depth = len(queue)
         if depth > self._high_water:
             self._high_water = depth
@@ -95,7 +96,6 @@ class MemoryMailbox:
         if self._putters or depth + self._reserved >= self._capacity:
             return False
         queue.append(envelope)
-        self._put_total += 1
         if depth >= self._high_water:
             self._high_water = depth + 1
         if not depth and self._listener is not None:
@@ -162,6 +162,7 @@ class MemoryMailbox:
         """
         queue = self._queue
         queue.appendleft(envelope)
+        self._requeued += 1
         if len(queue) == 1 and self._listener is not None:
             self._listener()
 
@@ -189,6 +190,7 @@ class MemoryMailbox:
                     waiter.set_exception(error)
             self._putters.clear()
         left = list(self._queue)
+        self._left += len(left)
         self._queue.clear()
         return left
 
@@ -198,7 +200,8 @@ class MemoryMailbox:
             depth=len(self._queue),
             capacity=self._capacity,
             waiting_senders=len(self._putters or ()),
-            put_total=self._put_total,
+            # Every put and requeue is got, still queued, or was left at close.
+            put_total=self._get_total + len(self._queue) + self._left - self._requeued,
             get_total=self._get_total,
             high_water=self._high_water,
         )

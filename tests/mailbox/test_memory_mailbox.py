@@ -214,15 +214,41 @@ class Fixed(gr.Message):
 
 class Variable(gr.Message):
     text: str
+    data: bytes | None = None
+    n: int = 0
+
+
+class Nested(gr.Message):
+    items: list[int]
 
 
 def test_size_bound_covers_the_largest_encoding_of_fixed_size_messages() -> None:
     import msgspec
 
-    from greenroom.mailbox import check_message
+    from greenroom.mailbox import check_message, fixed_size
 
     bound = check_message(Fixed(a=0, b=0.0))
     assert bound is not None
     largest = Fixed(a=-(2**63), b=1.7976931348623157e308, c=True)
     assert len(msgspec.msgpack.encode(largest)) <= bound
-    assert check_message(Variable(text="x")) is None
+    assert fixed_size(Fixed(a=0, b=0.0))
+    assert not fixed_size(Variable(text="x"))
+    assert check_message(Nested(items=[1])) is None  # unbounded: it must be encoded to know
+
+
+@given(
+    text=st.text(max_size=300),
+    data=st.none() | st.binary(max_size=300),
+    n=st.integers(min_value=-(2**63), max_value=2**64 - 1),
+)
+def test_size_bound_of_str_and_bytes_fields_covers_their_encoding(
+    text: str, data: bytes | None, n: int
+) -> None:
+    import msgspec
+
+    from greenroom.mailbox import check_message
+
+    body = Variable(text=text, data=data, n=n)
+    bound = check_message(body)
+    assert bound is not None
+    assert len(msgspec.msgpack.encode(body)) <= bound
