@@ -19,11 +19,12 @@ from greenroom.actors._spec import (
     Restart,
     RetryPolicy,
     Routing,
+    Shutdown,
     Spec,
     Strategy,
     SupervisorSpec,
 )
-from greenroom.actors._supervisor import ChildInfo, ChildStatus
+from greenroom.actors._supervisor import ChildCounts, ChildInfo, ChildStatus, StartedChild
 from greenroom.actors._supervisor_ref import SupervisorRef
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "ActorRef",
     "AutoShutdown",
     "Backoff",
+    "ChildCounts",
     "ChildInfo",
     "ChildSpec",
     "ChildStatus",
@@ -48,7 +50,9 @@ __all__ = [
     "Runtime",
     "RuntimeConfig",
     "RuntimeStatistics",
+    "Shutdown",
     "Spec",
+    "StartedChild",
     "Strategy",
     "SupervisorRef",
     "SupervisorSpec",
