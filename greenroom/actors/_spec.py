@@ -125,7 +125,14 @@ class Backoff(msgspec.Struct, frozen=True, kw_only=True):
 
     def delay(self, n: int) -> float:
         """The delay before the ``n``-th try (``n >= 1``), jitter applied."""
-        base = min(self.maximum, self.initial * self.multiplier ** max(0, n - 1))
+        if self.initial == 0:
+            base = 0.0
+        else:
+            try:
+                grown = self.initial * self.multiplier ** max(0, n - 1)
+            except OverflowError:  # a long restart loop: 2.0 ** 1024 is past a float
+                grown = math.inf
+            base = min(self.maximum, grown)
         if self.jitter:
             base *= 1 + random.uniform(-self.jitter, self.jitter)
         return max(0.0, base)

@@ -504,6 +504,10 @@ class Supervisor(Actor):
         self._children_changed()
 
     async def _retry_restart(self, child: Child, error: Exception) -> None:
+        # Let other tasks in between attempts, as OTP casts try_again_restart
+        # to itself: a restart loop without backoff must not starve the loop,
+        # and a stop request must get through.
+        await asyncio.sleep(0)
         if self._stopping():
             return
         if self.children.get(child.id) is not child or child.status != "restarting":
