@@ -294,9 +294,7 @@ class PoolSpec(msgspec.Struct, frozen=True, kw_only=True):
                     f"PoolSpec.key must name a message attribute (like 'user_id'), got {key!r}"
                 )
         elif key is not None and not callable(key):
-            raise InvalidSpec(
-                f"PoolSpec.key must be an attribute name or a function, got {key!r}"
-            )
+            raise InvalidSpec(f"PoolSpec.key must be an attribute name or a function, got {key!r}")
         _check_intensity("PoolSpec", self.max_restarts, self.within)
 
     @property
@@ -384,9 +382,7 @@ Spec = ChildSpec | PoolSpec | SupervisorSpec
 """Anything a supervisor can start."""
 
 
-def _check_common(
-    owner: str, cid: str | None, restart: str, shutdown: Shutdown, sig: bool
-) -> None:
+def _check_common(owner: str, cid: str | None, restart: str, shutdown: Shutdown, sig: bool) -> None:
     if cid is not None and (not isinstance(cid, str) or not cid or "/" in cid):
         raise InvalidSpec(f"{owner}.id must be a non-empty str without '/', got {cid!r}")
     if restart not in _RESTARTS:

@@ -171,7 +171,7 @@ async def test_a_terminated_child_is_started_again_by_a_group_restart(strategy: 
         assert await statuses(sup) == {"a": "running", "b": "running", "c": "running"}
         expected = [("stop", "sup/b"), ("restart", "sup/b"), ("start", "sup/c")]
         if strategy == "one_for_all":
-            expected = [("stop", "sup/b"), ("stop", "sup/a"), ("restart", "sup/a")] + expected[1:]
+            expected = [("stop", "sup/b"), ("stop", "sup/a"), ("restart", "sup/a"), *expected[1:]]
         assert log.of("start", "restart", "stop") == expected
 
 

@@ -127,5 +127,5 @@ def test_a_pool_refuses_a_key_it_cannot_use(fields: dict[str, object], match: st
 
 
 def test_a_pool_refuses_a_worker_that_is_not_a_child_spec() -> None:
-    with pytest.raises(gr.InvalidSpec, match="PoolSpec.worker"):
+    with pytest.raises(gr.InvalidSpec, match=r"PoolSpec\.worker"):
         gr.PoolSpec(id="p", worker=gr.SupervisorSpec(id="s"), size=1)  # type: ignore[arg-type]

@@ -21,7 +21,6 @@ from tests.actors._support import (
     Boom,
     Crash,
     Log,
-    Ping,
     Recorder,
     child,
     statuses,
@@ -130,6 +129,7 @@ async def test_a_failure_reported_to_a_supervisor_that_stops_keeps_its_error() -
             await wait_until(lambda: sup_cell.state.value == "stopping")
             release.set()
         assert sup_cell.state.value == "stopped"
+        assert outcome == [], "the call that held the supervisor ran to its end"
         [letter] = rt.dead_letters.list(actor="sup/w")
         assert letter.reason == "handler_failed"
         assert letter.error.type == "tests.actors._support.Boom"

@@ -110,9 +110,7 @@ async def test_stopping_a_supervisor_during_a_delayed_restart_cancels_it(strateg
     backoff = gr.Backoff(initial=60.0, maximum=60.0, jitter=0.0)
     async with gr.Runtime() as rt:
         sup = await rt.spawn(
-            supervisor(
-                "sup", child("a", log), child("b", log), strategy=strategy, backoff=backoff
-            )
+            supervisor("sup", child("a", log), child("b", log), strategy=strategy, backoff=backoff)
         )
         with pytest.raises(gr.HandlerError):
             await rt.ref("sup/b").ask(Crash())
