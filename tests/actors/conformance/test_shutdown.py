@@ -85,7 +85,7 @@ def test_shutdown_refuses_any_word_but_brutal_kill(bad: str) -> None:
 async def test_the_grace_period_covers_the_handler_and_on_stop_once() -> None:
     # A hung handler used up the grace period: on_stop gets what is left
     # of the same deadline (none), not a second period of its own.
-    grace = 0.4
+    grace = 0.5
     log, entered = Log(), anyio.Event()
     async with gr.Runtime() as rt:
         spec = gr.ChildSpec(actor=Stubborn, id="s", args=(log, entered), shutdown=grace)
@@ -95,7 +95,8 @@ async def test_the_grace_period_covers_the_handler_and_on_stop_once() -> None:
             await entered.wait()
         elapsed = await _timed_terminate(sup, "s")
     assert elapsed >= grace - 0.01
-    assert elapsed < grace * 1.5, f"the stop took {elapsed:.3f} s for one grace of {grace} s"
+    # twice the grace (handler, then on_stop) would be 1.0 s
+    assert elapsed < grace * 1.6, f"the stop took {elapsed:.3f} s for one grace of {grace} s"
     assert log.of("cancelled", "stop", "stop_cut", "stopped") == [
         ("cancelled", "sup/s"),
         ("stop", "sup/s"),
