@@ -364,6 +364,8 @@ class Cell:
         self._cancel_timers()
         delay = 0.0
         failure: HandlerError | None = None
+        # The span it failed in: read before a retry moves the envelope to its next attempt.
+        failed_at = None if envelope is None else (envelope.trace_id, envelope.span_id)
         if envelope is not None:
             delay, failure = self._settle_failed(
                 envelope, error, retry=self.state is not State.STOPPING
@@ -379,7 +381,6 @@ class Cell:
                 self.runtime._root_failed(self, error)
             else:
                 instance = self.actor
-                failed_at = None if envelope is None else (envelope.trace_id, envelope.span_id)
                 parent.post_system(
                     SysItem(lambda sup: sup._child_failed(self, error, instance, delay, failed_at))
                 )
