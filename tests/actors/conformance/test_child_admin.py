@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import greenroom as gr
+from greenroom.actors import Restart
 from tests.actors._support import (
     NO_BACKOFF,
     Crash,
@@ -310,7 +311,7 @@ def test_child_admin_matches_a_model_of_otp(sequence: list[tuple[str, str, Kind]
                 expected: type[Exception] | None
                 if op == "start":
                     expected = model.start(cid, kind)
-                    restart = "temporary" if kind == "temporary" else "permanent"
+                    restart: Restart = "temporary" if kind == "temporary" else "permanent"
                     call = sup.start_child(child(cid, log, actor=ACTORS[kind], restart=restart))
                 else:
                     expected = getattr(model, op)(cid)

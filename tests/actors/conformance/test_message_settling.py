@@ -31,9 +31,13 @@ from tests.actors._support import (
 pytestmark = pytest.mark.anyio
 
 
+class Flake(gr.Message):
+    """Fails on its first attempt at :class:`FlakyOnce`, succeeds on the next."""
+
+
 class FlakyOnce(Recorder):
     @gr.handler
-    async def crash(self, msg: Crash) -> int:
+    async def flake(self, msg: Flake) -> int:
         envelope = self.ctx.envelope
         assert envelope is not None
         if envelope.attempt == 1:
@@ -81,7 +85,7 @@ async def test_a_retried_message_is_queued_at_once_and_handled_after_the_restart
                 await entered.wait()
 
             async def ask() -> None:
-                answers.append(await rt.ref("sup/w").ask(Crash(), timeout=5.0))
+                answers.append(await rt.ref("sup/w").ask(Flake(), timeout=5.0))
 
             tg.start_soon(ask)
             await wait_until(lambda: len(cell.mailbox) == 1)  # requeued by the cell
@@ -97,7 +101,7 @@ async def test_the_restart_waits_at_least_the_retry_backoff_the_cell_reports() -
     async with gr.Runtime() as rt:
         await rt.spawn(supervisor("sup", child("w", log, actor=FlakyOnce, retry=retry)))
         started = time.monotonic()
-        assert await rt.ref("sup/w").ask(Crash(), timeout=5.0) == 2
+        assert await rt.ref("sup/w").ask(Flake(), timeout=5.0) == 2
         assert log.at("restart", "sup/w") - started >= delay - 0.01
 
 
