@@ -407,19 +407,22 @@ class Cell:
             and policy.should_retry(error, envelope.attempt)
         ):
             delay: float = policy.backoff.delay(envelope.attempt)
-            supervisor = self.name if self.parent is None else self.parent.name
-            runtime._trace_event(
-                "supervisor",
-                "retry",
-                supervisor,
-                envelope,
-                {
-                    "greenroom.child": self.name,
-                    "greenroom.attempt": envelope.attempt + 1,
-                    "greenroom.delay": delay,
-                },
-                ErrorInfo.from_exception(error),
-            )
+            if runtime.tracer is not None:
+                # Recorded as the supervisor's action, as before the move, so
+                # a trace reads the same (kind "supervisor", its actor's name).
+                supervisor = self.name if self.parent is None else self.parent.name
+                runtime._trace_event(
+                    "supervisor",
+                    "retry",
+                    supervisor,
+                    envelope,
+                    {
+                        "greenroom.child": self.name,
+                        "greenroom.attempt": envelope.attempt + 1,
+                        "greenroom.delay": delay,
+                    },
+                    ErrorInfo.from_exception(error),
+                )
             envelope.attempt += 1
             self.mailbox.requeue(envelope)
             return delay, None
