@@ -7,6 +7,10 @@ runtime failures (a timeout, a dead actor, a full mailbox)::
     GreenroomError
     ├── UsageError                 a mistake in the calling code; fix the code
     │   ├── InvalidSpec            a child / pool / supervisor spec that cannot work
+    │   │   ├── ChildAlreadyStarted    start_child with the id of a running child
+    │   │   ├── ChildAlreadyPresent    start_child with the id of a stopped child's kept spec
+    │   │   ├── ChildNotFound          a child admin call naming no child of that supervisor
+    │   │   └── ChildRunning           restart_child / delete_child of a running or restarting child
     │   ├── InvalidMessage         a body that is not a frozen, tagged msgspec Struct
     │   └── NameTaken              spawn with a name already registered
     └── RuntimeFailure             something happened while running; handle or retry
@@ -47,6 +51,10 @@ from greenroom._secrets import redact_text
 __all__ = [
     "ActorStopped",
     "AskTimeout",
+    "ChildAlreadyPresent",
+    "ChildAlreadyStarted",
+    "ChildNotFound",
+    "ChildRunning",
     "ChildStartFailed",
     "ErrorInfo",
     "Escalated",
@@ -139,6 +147,58 @@ class UsageError(GreenroomError):
 
 class InvalidSpec(UsageError):
     """A child, pool or supervisor spec that cannot work, found when it is built."""
+
+
+class ChildAlreadyStarted(InvalidSpec):
+    """``start_child`` named the id of a child that is running (OTP's ``already_started``).
+
+    ``ref`` is the running child's ref.
+    """
+
+    def __init__(self, supervisor: str, child: str, ref: object) -> None:
+        super().__init__(
+            f"{supervisor} has a running child with id {child!r} already; ids are unique "
+            "among siblings (give the new child another id, or terminate_child the old one)"
+        )
+        self.supervisor = supervisor
+        self.child = child
+        self.ref = ref
+
+
+class ChildAlreadyPresent(InvalidSpec):
+    """``start_child`` named the id of a stopped child whose spec is kept (OTP's
+    ``already_present``): ``restart_child`` it, or ``delete_child`` it first."""
+
+    def __init__(self, supervisor: str, child: str) -> None:
+        super().__init__(
+            f"{supervisor} keeps the spec of a stopped child with id {child!r}; "
+            "restart_child it, or delete_child it before starting a new one"
+        )
+        self.supervisor = supervisor
+        self.child = child
+
+
+class ChildNotFound(InvalidSpec):
+    """A child admin call named an id the supervisor has no child of (OTP's ``not_found``)."""
+
+    def __init__(self, supervisor: str, child: str, known: tuple[str, ...]) -> None:
+        super().__init__(
+            f"{supervisor} has no child {child!r}; it has: {', '.join(known) or 'none'}"
+        )
+        self.supervisor = supervisor
+        self.child = child
+        self.known = known
+
+
+class ChildRunning(InvalidSpec):
+    """``restart_child`` or ``delete_child`` of a child that is running or restarting
+    (OTP's ``running`` / ``restarting``); ``status`` says which."""
+
+    def __init__(self, supervisor: str, child: str, status: str, remedy: str) -> None:
+        super().__init__(f"child {child!r} of {supervisor} is {status}; {remedy}")
+        self.supervisor = supervisor
+        self.child = child
+        self.status = status
 
 
 class InvalidMessage(UsageError):

@@ -19,11 +19,12 @@ from greenroom.actors._spec import (
     Restart,
     RetryPolicy,
     Routing,
+    Shutdown,
     Spec,
     Strategy,
     SupervisorSpec,
 )
-from greenroom.actors._supervisor import ChildInfo, ChildStatus
+from greenroom.actors._supervisor import ChildCounts, ChildInfo, ChildStatus, StartedChild
 from greenroom.actors._supervisor_ref import SupervisorRef
 from greenroom.actors._watch import Terminated, TerminationReason
 
@@ -34,6 +35,7 @@ __all__ = [
     "ActorRef",
     "AutoShutdown",
     "Backoff",
+    "ChildCounts",
     "ChildInfo",
     "ChildSpec",
     "ChildStatus",
@@ -49,7 +51,9 @@ __all__ = [
     "Runtime",
     "RuntimeConfig",
     "RuntimeStatistics",
+    "Shutdown",
     "Spec",
+    "StartedChild",
     "Strategy",
     "SupervisorRef",
     "SupervisorSpec",

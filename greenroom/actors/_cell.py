@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import math
 import time
 import weakref
 from collections import deque
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
-from greenroom._errors import ActorStopped, ErrorInfo, HandlerTimeout
+from greenroom._errors import ActorStopped, ErrorInfo, HandlerError, HandlerTimeout
 from greenroom.actors._actor import IGNORE, Actor, HandlerFn, dispatch_table, resolve_handler
 from greenroom.actors._context import ActorContext
 from greenroom.actors._principal import Principal
@@ -52,6 +53,9 @@ from one made by the application (see ``Principal.named``).
 """
 
 _time = time.time
+_UNWIND = 0.1
+"""Seconds a cancelled handler gets to unwind (its ``finally`` blocks) once the
+grace period is over; cancellation is a request in asyncio, not OTP's kill."""
 _set_span = current_span.set
 _reset_span = current_span.reset
 
@@ -139,7 +143,7 @@ class Cell:
         *,
         parent: Cell | None,
         overflow_fail: bool = False,
-        shutdown: float = 5.0,
+        shutdown: float | str = 5.0,
         handler_timeout: float | None = None,
         throughput: int = 64,
         supervisor: bool = False,
@@ -360,28 +364,97 @@ class Cell:
         raise HandlerTimeout(self.name, type(body).__qualname__, timeout)
 
     def fail(self, envelope: Envelope | None, error: Exception) -> None:
-        """The running instance failed: stop handling and tell the supervisor."""
-        self.state = State.FAILED
+        """The running instance failed: settle its message, then tell the supervisor.
+
+        The message is settled here, before anything is reported: put back at
+        the head of the mailbox (attempt + 1, so the sender's order holds)
+        when the child's :class:`RetryPolicy` allows another attempt and the
+        child will be restarted (it is not ``temporary``); otherwise it is a
+        dead letter with its error and the ``ask`` waiting on it gets
+        :class:`HandlerError`. The report to the supervisor carries the
+        retry's backoff delay: the restart waits at least that long.
+
+        A failure while the cell is being stopped (its handler raised in the
+        grace period) keeps its own error: the message is settled as above
+        (retried only if the cell is being restarted), and nothing is
+        reported, since the supervisor is stopping the child already.
+        """
+        stopping = self.state is State.STOPPING or self.state is State.RESTARTING
         self.failures += 1
         note_end(self, error)
         self._cancel_timers()
-        parent = self.parent
-        if parent is None:
-            self.system.root_failed(error)
-        else:
-            instance = self.actor
-
-            def settle() -> None:
-                # The supervisor stopped before it could decide: the message fails.
-                if envelope is not None:
-                    self.system.undeliverable(self, envelope)
-
-            parent.post_system(
-                SysItem(
-                    lambda sup: sup._child_failed(self, envelope, error, instance),
-                    on_drop=settle,
-                )
+        delay = 0.0
+        failure: HandlerError | None = None
+        # The span it failed in: read before a retry moves the envelope to its next attempt.
+        failed_at = None if envelope is None else (envelope.trace_id, envelope.span_id)
+        if envelope is not None:
+            delay, failure = self._settle_failed(
+                envelope, error, retry=self.state is not State.STOPPING
             )
+        if stopping:
+            logger.bind(actor=self.name, event="failed_while_stopping").warning(
+                "{actor} failed while being stopped: {error!r}", actor=self.name, error=error
+            )
+        else:
+            self.state = State.FAILED
+            parent = self.parent
+            if parent is None:
+                self.system.root_failed(error)
+            else:
+                instance = self.actor
+                parent.post_system(
+                    SysItem(lambda sup: sup._child_failed(self, error, instance, delay, failed_at))
+                )
+        if failure is not None:
+            # Answered after the report is queued, so the supervisor acts on
+            # the failure before the asker resumes (the report is ahead of it).
+            self.system.fail_ask(envelope, failure)  # type: ignore[arg-type]
+
+    def _settle_failed(
+        self, envelope: Envelope, error: Exception, *, retry: bool
+    ) -> tuple[float, HandlerError | None]:
+        """Retry the failed message or dead-letter it.
+
+        Returns the delay the retry needs and, for a dead-lettered ask, the
+        error its caller gets.
+        """
+        system = self.system
+        spec: Any = getattr(self.child, "spec", None)  # a ChildSpec, for a worker
+        policy = getattr(spec, "retry", None)
+        if (
+            retry
+            and policy is not None
+            and spec.restart != "temporary"
+            and policy.should_retry(error, envelope.attempt)
+        ):
+            delay: float = policy.backoff.delay(envelope.attempt)
+            if system.tracer is not None:
+                # Recorded as the supervisor's action, as before the move, so
+                # a trace reads the same (kind "supervisor", its actor's name).
+                supervisor = self.name if self.parent is None else self.parent.name
+                system.trace_event(
+                    "supervisor",
+                    "retry",
+                    supervisor,
+                    envelope,
+                    {
+                        "greenroom.child": self.name,
+                        "greenroom.attempt": envelope.attempt + 1,
+                        "greenroom.delay": delay,
+                    },
+                    ErrorInfo.from_exception(error),
+                )
+            envelope.attempt += 1
+            self.mailbox.requeue(envelope)
+            return delay, None
+        info = ErrorInfo.from_exception(error)
+        self.mailbox.ack(envelope)
+        system.dead_letter(envelope, self.name, "handler_failed", info)
+        if envelope.reply is None and envelope.correlation_id is None:
+            return 0.0, None
+        failure = HandlerError(self.name, type(envelope.body).__qualname__, info, envelope.attempt)
+        failure.__cause__ = error
+        return 0.0, failure
 
     def request_exit(self) -> None:
         """The actor asked to stop: finish the current handler, then its supervisor stops it."""
@@ -441,23 +514,47 @@ class Cell:
             self.wake()
 
     async def halt(self, *, requeue: bool) -> None:
-        """Stop the current instance: let its handler finish within ``shutdown``, then cancel.
+        """Stop the current instance within one grace period (its ``shutdown``).
+
+        One deadline, ``shutdown`` seconds from now, bounds the whole stop:
+        the current handler may finish until then, else it is cancelled;
+        ``on_stop`` runs with what is left of the same deadline (after a
+        cancelled handler, until its first wait), and is cut short at the
+        deadline. ``"brutal_kill"`` cancels the handler at once and skips
+        ``on_stop``; ``math.inf`` waits as long as it takes (a supervisor
+        waiting for its subtree). A handler that swallows its cancellation is
+        not waited for beyond a brief unwind.
 
         A message whose handler was cancelled is put back at the head of the
         mailbox when ``requeue`` (the instance will be replaced), and failed
-        otherwise. Then ``on_stop`` runs (within ``shutdown``) and the
-        actor's linked children are stopped.
+        otherwise. System items queued for this instance are dropped first,
+        so a supervisor in a restart loop stops promptly. Then its services
+        are released and the actor's linked children stopped.
         """
         was = self.state
-        self.state = State.STOPPING
+        self.state = State.RESTARTING if requeue else State.STOPPING
         self._cancel_timers()
+        self._fail_system_items()
         self.retire()
+        shutdown = self.shutdown
+        brutal = shutdown == "brutal_kill"
+        loop = self.system.loop
+        grace = 0.0 if brutal else float(shutdown)
+        deadline = loop.time() + grace
+
+        def remaining() -> float:
+            return max(0.0, deadline - loop.time())
+
         task = self.task
         if task is not None and task is not asyncio.current_task():
-            done, _ = await asyncio.wait({task}, timeout=self.shutdown)
+            done: set[asyncio.Task[None]] = set()
+            if not brutal:
+                done, _ = await asyncio.wait(
+                    {task}, timeout=None if math.isinf(grace) else remaining()
+                )
             if not done:
                 task.cancel()
-                await asyncio.wait({task}, timeout=self.shutdown)
+                await asyncio.wait({task}, timeout=_UNWIND)
         self.task = None
         envelope = self.current
         if envelope is not None:
@@ -469,16 +566,25 @@ class Cell:
                 self.system.undeliverable(self, envelope)
         actor = self.actor
         if actor is not None and was in (State.RUNNING, State.EXITING, State.FAILED):
-            with anyio.move_on_after(self.shutdown) as scope:
-                try:
-                    await actor.on_stop()
-                except Exception as exc:
-                    logger.bind(actor=self.name, event="on_stop_failed").opt(exception=exc).warning(
-                        "{actor}: on_stop raised {error!r}", actor=self.name, error=exc
-                    )
-            if scope.cancelled_caught:
+            if brutal:
                 actor._gr_kill()
-        await self._release_services()
+            else:
+                with anyio.move_on_after(remaining()) as scope:
+                    try:
+                        await actor.on_stop()
+                    except Exception as exc:
+                        logger.bind(actor=self.name, event="on_stop_failed").opt(
+                            exception=exc
+                        ).warning("{actor}: on_stop raised {error!r}", actor=self.name, error=exc)
+                if scope.cancelled_caught:
+                    actor._gr_kill()
+        left = remaining()
+        if left > 0:
+            await self._release_services(left)
+        elif self.services:
+            # The grace period is spent: release in the background, still bounded.
+            timeout = self.system.config.shutdown_timeout
+            self.system.start_task(self._release_services(timeout), f"{self.name}:release")
         links = self.links
         if links:
             self.links = None
@@ -486,12 +592,12 @@ class Cell:
                 if linked.state is not State.STOPPED and linked.child is not None:
                     await linked.system.stop_linked(linked)
 
-    async def _release_services(self) -> None:
+    async def _release_services(self, timeout: float) -> None:
         services = self.services
         if not services:
             return
         self.services = None
-        with anyio.move_on_after(self.shutdown):
+        with anyio.move_on_after(timeout):
             for service, extension in services.values():
                 try:
                     await extension.release(service)
@@ -527,7 +633,8 @@ class Cell:
         if self.actor is not None:
             self.actor._gr_kill()
         if self.services:
-            self.system.start_task(self._release_services(), f"{self.name}:release")
+            timeout = self.system.config.shutdown_timeout
+            self.system.start_task(self._release_services(timeout), f"{self.name}:release")
         self.close()
 
     def close(self) -> None:

@@ -8,13 +8,14 @@ import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import msgspec
 
 from greenroom._errors import ActorStopped, InvalidSpec
 from greenroom.actors._cell import Cell
 from greenroom.actors._ref import ActorRef
-from greenroom.actors._spec import PoolSpec, SupervisorSpec
-from greenroom.actors._supervisor import Supervisor
+from greenroom.actors._spec import ChildSpec, PoolSpec, Spec, SupervisorSpec
+from greenroom.actors._supervisor import StartedChild, Supervisor
 from greenroom.actors._supervisor_ref import SupervisorRef
 
 if TYPE_CHECKING:
@@ -35,7 +36,8 @@ class Pool(Supervisor):
     Workers are named ``<pool>/<n>``. A restarted worker keeps its mailbox,
     so under consistent hashing a key keeps its worker and its order through
     restarts; a resize moves only the keys of the ring segments that change
-    hands (about 1/n of them).
+    hands (about 1/n of them). Workers are OTP's dynamic children: on stop
+    they are stopped concurrently, each within its own ``shutdown``.
     """
 
     def __init__(self, spec: PoolSpec) -> None:
@@ -47,6 +49,7 @@ class Pool(Supervisor):
                 strategy="one_for_one",
                 max_restarts=spec.max_restarts,
                 within=spec.within,
+                shutdown=spec.shutdown,
             )
         )
         self.pool_spec = spec
@@ -96,6 +99,31 @@ class Pool(Supervisor):
             ) from exc
         index = bisect.bisect(self._ring, _hash64(str(key))) % len(self._ring)
         return self._ring_cells[index]
+
+    async def _stop_children(self) -> None:
+        # Dynamic children are stopped all at once (as OTP stops a
+        # simple_one_for_one supervisor's), so n slow stops take one grace
+        # period, not n; each is begun in reverse start order all the same.
+        async with anyio.create_task_group() as tg:
+            for child in reversed(self.children.values()):
+                tg.start_soon(self._stop_child, child)
+
+    async def start_child(self, spec: Spec, *, named: bool = False) -> StartedChild:
+        """Add one worker; only a :class:`ChildSpec` of the pool's worker class is accepted.
+
+        Raises:
+            InvalidSpec: ``spec`` is not a worker this pool can route to.
+            ChildAlreadyStarted, ChildAlreadyPresent, ChildStartFailed: as for
+                :meth:`Supervisor.start_child`.
+        """
+        worker = self.pool_spec.worker.actor
+        if not isinstance(spec, ChildSpec) or not issubclass(spec.actor, worker):
+            got = spec.actor.__qualname__ if isinstance(spec, ChildSpec) else type(spec).__name__
+            raise InvalidSpec(
+                f"pool {self.ctx.name} runs only workers of {worker.__qualname__}, got {got}; "
+                "give it a ChildSpec(actor=...) of that class, or start the child elsewhere"
+            )
+        return await super().start_child(spec, named=named)
 
     async def resize(self, size: int) -> None:
         """Grow or shrink to ``size`` workers (new ones start, the highest ids stop)."""

@@ -375,9 +375,10 @@ class Runtime:
     # -- the steps System delegates here (they need the classes above it) ----
 
     async def _start_child(self, supervisor: Cell, spec: Spec, named: bool) -> ActorRef:
-        ref: ActorRef = await self._call_supervisor(
+        started = await self._call_supervisor(
             supervisor, lambda sup: sup.start_child(spec, named=named), self.config.start_timeout
         )
+        ref: ActorRef = started.ref
         return ref
 
     async def _call_supervisor(

@@ -28,6 +28,7 @@ __all__ = [
     "Restart",
     "RetryPolicy",
     "Routing",
+    "Shutdown",
     "Spec",
     "Strategy",
     "SupervisorSpec",
@@ -43,6 +44,14 @@ Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 those started after it."""
 
 Routing = Literal["round_robin", "least_loaded", "consistent_hash"]
+
+Shutdown = float | Literal["brutal_kill"]
+"""How a child is stopped (OTP's ``shutdown``): seconds of grace for its current
+handler and ``on_stop`` together, after which it is cancelled (``math.inf``: wait
+as long as it takes, OTP's ``infinity``; ``0``: cancel the handler at once, then
+run ``on_stop`` until its first wait); or ``"brutal_kill"``: cancel at once and
+skip ``on_stop`` (a supervisor's children are killed the same way)."""
+
 AutoShutdown = Literal["never", "any_significant", "all_significant"]
 
 _RESTARTS = ("permanent", "transient", "temporary")
@@ -117,7 +126,14 @@ class Backoff(msgspec.Struct, frozen=True, kw_only=True):
 
     def delay(self, n: int) -> float:
         """The delay before the ``n``-th try (``n >= 1``), jitter applied."""
-        base = min(self.maximum, self.initial * self.multiplier ** max(0, n - 1))
+        if self.initial == 0:
+            base = 0.0
+        else:
+            try:
+                grown = self.initial * self.multiplier ** max(0, n - 1)
+            except OverflowError:  # a long restart loop: 2.0 ** 1024 is past a float
+                grown = math.inf
+            base = min(self.maximum, grown)
         if self.jitter:
             base *= 1 + random.uniform(-self.jitter, self.jitter)
         return max(0.0, base)
@@ -171,8 +187,10 @@ class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
         args: positional arguments for the actor's constructor.
         kwargs: keyword arguments for the actor's constructor.
         restart: ``"permanent"`` (default), ``"transient"`` or ``"temporary"``.
-        shutdown: seconds a stopping child gets to finish its current
-            handler and ``on_stop`` before it is cancelled (default 5.0).
+        shutdown: how it is stopped (see :data:`Shutdown`): seconds a stopping
+            child gets to finish its current handler and ``on_stop``, in all,
+            before it is cancelled (default 5.0, OTP's default for a worker),
+            or ``"brutal_kill"``.
         significant: whether its exit shuts its supervisor down (see
             ``SupervisorSpec.auto_shutdown``); only for transient or
             temporary children.
@@ -189,7 +207,7 @@ class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = msgspec.field(default_factory=dict)
     restart: Restart = "permanent"
-    shutdown: float = 5.0
+    shutdown: Shutdown = 5.0
     significant: bool = False
     mailbox: MailboxConfig = MailboxConfig()
     retry: RetryPolicy = RetryPolicy()
@@ -224,10 +242,17 @@ class PoolSpec(msgspec.Struct, frozen=True, kw_only=True):
         routing: ``"round_robin"`` (default), ``"least_loaded"`` (shortest
             mailbox) or ``"consistent_hash"`` (one key keeps one worker, and
             so its order, for as long as the pool's size is unchanged).
-        key: for consistent hashing, the message attribute (a name) or a
-            function of the message that gives its key.
+        key: for consistent hashing (and only then), the message attribute
+            (an identifier) or a function of the message that gives its key.
         max_restarts, within: restart intensity of the pool's supervisor.
         restart: how the pool itself is restarted by its parent.
+        shutdown: how the pool is stopped (default ``math.inf``: it waits for
+            its workers, each within its own ``worker.shutdown``, as OTP's
+            default for a supervisor child).
+        significant: as for :class:`ChildSpec`.
+
+    A pool runs only specs it can route to: ``worker`` is a
+    :class:`ChildSpec` (not a supervisor or pool), never significant.
     """
 
     id: str
@@ -238,7 +263,7 @@ class PoolSpec(msgspec.Struct, frozen=True, kw_only=True):
     max_restarts: int = 10
     within: float = 10.0
     restart: Restart = "permanent"
-    shutdown: float = 5.0
+    shutdown: Shutdown = math.inf
     significant: bool = False
 
     def __post_init__(self) -> None:
@@ -258,6 +283,19 @@ class PoolSpec(msgspec.Struct, frozen=True, kw_only=True):
                 "PoolSpec.routing='consistent_hash' needs key=: a message attribute name "
                 "or a function of the message"
             )
+        if self.routing != "consistent_hash" and self.key is not None:
+            raise InvalidSpec(
+                f"PoolSpec.key is given but routing={self.routing!r} never reads it; "
+                "use routing='consistent_hash' or drop the key"
+            )
+        key = self.key
+        if isinstance(key, str):
+            if not all(part.isidentifier() for part in key.split(".")):
+                raise InvalidSpec(
+                    f"PoolSpec.key must name a message attribute (like 'user_id'), got {key!r}"
+                )
+        elif key is not None and not callable(key):
+            raise InvalidSpec(f"PoolSpec.key must be an attribute name or a function, got {key!r}")
         _check_intensity("PoolSpec", self.max_restarts, self.within)
 
     @property
@@ -285,7 +323,10 @@ class SupervisorSpec(msgspec.Struct, frozen=True, kw_only=True):
             this supervisor down.
         mailbox_kind: the mailbox kind of the actors in this subtree that
             name none (default ``None``: the parent's).
-        restart, shutdown, significant: as for :class:`ChildSpec`.
+        shutdown: how it is stopped (default ``math.inf``: it waits for its
+            subtree, each child within its own ``shutdown``, OTP's default for
+            a supervisor child); a finite time bounds the whole subtree.
+        restart, significant: as for :class:`ChildSpec`.
     """
 
     id: str
@@ -297,7 +338,7 @@ class SupervisorSpec(msgspec.Struct, frozen=True, kw_only=True):
     auto_shutdown: AutoShutdown = "never"
     mailbox_kind: str | None = None
     restart: Restart = "permanent"
-    shutdown: float = 30.0
+    shutdown: Shutdown = math.inf
     significant: bool = False
 
     def __post_init__(self) -> None:
@@ -342,13 +383,20 @@ Spec = ChildSpec | PoolSpec | SupervisorSpec
 """Anything a supervisor can start."""
 
 
-def _check_common(owner: str, cid: str | None, restart: str, shutdown: float, sig: bool) -> None:
+def _check_common(owner: str, cid: str | None, restart: str, shutdown: Shutdown, sig: bool) -> None:
     if cid is not None and (not isinstance(cid, str) or not cid or "/" in cid):
         raise InvalidSpec(f"{owner}.id must be a non-empty str without '/', got {cid!r}")
     if restart not in _RESTARTS:
         raise InvalidSpec(f"{owner}.restart must be one of {_RESTARTS}, got {restart!r}")
     # inf is OTP's `infinity` (wait as long as the child takes); NaN and None are refused
-    _positive(owner, "shutdown", shutdown, allow_zero=True, allow_none=False)
+    if isinstance(shutdown, str):
+        if shutdown != "brutal_kill":
+            raise InvalidSpec(
+                f"{owner}.shutdown must be seconds >= 0 (math.inf: no limit) or "
+                f"'brutal_kill', got {shutdown!r}"
+            )
+    else:
+        _positive(owner, "shutdown", shutdown, allow_zero=True, allow_none=False)
     if not isinstance(sig, bool):
         raise InvalidSpec(f"{owner}.significant must be a bool, got {sig!r}")
     if sig and restart == "permanent":

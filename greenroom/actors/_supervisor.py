@@ -1,22 +1,70 @@
-"""The supervisor: restarts, retries and escalation in plain code, with OTP semantics.
+"""The supervisor: start, stop, restart and escalate, with the OTP ``supervisor``'s rules.
 
-Rules a user can rely on:
+Rules a user can rely on (OTP's, unless listed under *Differences*):
 
 * Children start in spec order; if one fails to start, those already
   started are stopped again, in reverse order, and the start fails with
   :class:`ChildStartFailed`. A child whose ``on_start`` returns ``IGNORE`` is
-  kept as ``"ignored"`` and not run.
-* Children stop in reverse start order, each within its ``shutdown`` time.
-* A failure reaches the supervisor as a system message, handled in the
-  supervisor's own task. The failed message is retried per the child's
-  :class:`RetryPolicy` (put back at the head of the kept mailbox, so the
-  sender's order holds) or dead-lettered, and the ``ask`` waiting on it gets
-  :class:`HandlerError`. Then the child is restarted per its restart type
-  and the strategy, after a backoff delay with jitter.
+  kept as ``"ignored"`` (not running); a temporary one is not kept at all.
+* Children stop in reverse start order, each within its ``shutdown``: one
+  grace period for its current handler and ``on_stop`` together, then it is
+  cancelled; ``"brutal_kill"`` cancels at once. A worker's default is 5 s, a
+  supervisor's or pool's ``math.inf`` (it waits for its own subtree). A
+  pool's workers (OTP's dynamic children) are stopped concurrently.
+* A child that exits is restarted per its restart type: ``permanent``
+  always, ``transient`` only after a failure (not after ``ctx.stop()``),
+  ``temporary`` never; a temporary child is forgotten (gone from
+  ``which_children``) whenever it exits, for whatever reason.
+* The strategy picks the group a restart covers: the child alone
+  (``one_for_one``), every child (``one_for_all``), or the child and those
+  started after it (``rest_for_one``). The group is stopped in reverse start
+  order, then started in start order. Temporary members are stopped and
+  forgotten, not restarted. As OTP does, a non-temporary member that is not
+  running (stopped by ``terminate_child``, exited normally, or ignored) is
+  started again with the group (``supervisor.erl``: ``terminate_children``
+  marks every kept child not running and ``start_children`` starts each);
+  ``restart_child`` also starts it again.
 * Every restart counts toward the intensity: more than ``max_restarts``
   within ``within`` seconds (monotonic clock) and the supervisor stops all
-  its children and fails with :class:`Escalated`, which its own supervisor
-  handles like any failure.
+  its children and fails with :class:`Escalated`. For its own supervisor
+  that is OTP's exit with reason ``shutdown``: a permanent supervisor child
+  is restarted, a transient or temporary one is not (it stays ``"stopped"``,
+  or is forgotten), and a significant one counts for auto-shutdown.
+* A significant child's exit shuts the supervisor down per
+  ``auto_shutdown`` (``any_significant``: the first; ``all_significant``:
+  the last) when the child is not restarted: a transient one that exits
+  normally, a temporary one whatever its exit. ``terminate_child`` and a
+  group restart never trigger it; a non-significant child never does.
+* Stopping a supervisor drops the work it had queued and cancels a pending
+  delayed restart, so a supervisor in a restart loop stops promptly.
+* Child admin (see :class:`SupervisorRef`): ``start_child`` (returns
+  :class:`StartedChild`; :class:`ChildAlreadyStarted` /
+  :class:`ChildAlreadyPresent`), ``terminate_child`` (idempotent),
+  ``restart_child`` and ``delete_child`` (:class:`ChildRunning` for a child
+  running or restarting), ``get_childspec``, ``count_children``,
+  ``which_children``; an unknown id is :class:`ChildNotFound`.
+
+Differences from OTP, on purpose:
+
+* A failed handler's message is settled by the child's cell, not here
+  (``Cell.fail``): retried per the child's ``RetryPolicy`` or dead-lettered.
+  The supervisor only decides the restart, waiting at least the retry's
+  backoff. OTP has no messages that outlive a process.
+* A restarted child keeps its mailbox, so the messages queued behind a
+  failure reach its successor in order (an OTP restart is a new pid).
+* A restart waits ``SupervisorSpec.backoff`` (jitter included), growing with
+  the restarts in the window; OTP restarts at once (``Backoff`` of zeros).
+* Defaults: ``max_restarts=10`` within ``within=10.0`` s (OTP: 1 within 5):
+  one failure here is often a retried message, not a crashed process.
+* Times are seconds (floats), not milliseconds; ``math.inf`` is ``infinity``.
+  asyncio cancellation is a request, not ``kill``: a cancelled handler gets
+  a brief unwind (``Cell.halt``) and is not awaited beyond it.
+* There is no ``simple_one_for_one``: a pool (``PoolSpec``) is its analogue,
+  but its workers have ids (``"0"``, ``"1"``...) and so accept
+  ``restart_child`` and ``delete_child``; it accepts only workers of its
+  worker class.
+* ``ctx.stop()`` is OTP's exit ``normal``; there is no ``{shutdown, Term}``.
+  ``auto_shutdown`` stops the children, then the supervisor exits normally.
 """
 
 from __future__ import annotations
@@ -26,30 +74,31 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, NamedTuple
 
 import msgspec
 
 from greenroom._errors import (
+    ChildAlreadyPresent,
+    ChildAlreadyStarted,
+    ChildNotFound,
+    ChildRunning,
     ChildStartFailed,
     ErrorInfo,
     Escalated,
-    HandlerError,
     InvalidSpec,
     UsageError,
 )
 from greenroom.actors._actor import Actor
 from greenroom.actors._cell import Cell, State, SysItem, in_supervisor
+from greenroom.actors._ref import ActorRef
 from greenroom.actors._spec import ChildSpec, PoolSpec, Spec, SupervisorSpec
-from greenroom.mailbox import Envelope
 from greenroom.trace._logging import logger
 
-if TYPE_CHECKING:
-    from greenroom.actors._ref import ActorRef
-
-__all__ = ["ChildInfo", "ChildStatus", "Supervisor"]
+__all__ = ["ChildCounts", "ChildInfo", "ChildStatus", "StartedChild", "Supervisor"]
 
 ChildStatus = Literal["running", "restarting", "stopped", "ignored"]
+ChildKind = Literal["worker", "supervisor", "pool"]
 
 
 class ChildInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,6 +123,33 @@ class ChildInfo(msgspec.Struct, frozen=True, kw_only=True):
     depth: int
 
 
+class ChildCounts(msgspec.Struct, frozen=True, kw_only=True):
+    """OTP's ``count_children``: how many child specs, running children, supervisors, workers.
+
+    Attributes:
+        specs: every child the supervisor keeps, running or not.
+        active: the children running now (not restarting, stopped or ignored).
+        supervisors: children that are supervisors or pools, running or not.
+        workers: children that are plain actors, running or not.
+    """
+
+    specs: int
+    active: int
+    supervisors: int
+    workers: int
+
+
+class StartedChild(NamedTuple):
+    """What ``start_child`` returns: the child's id and its ref (``child_id, ref = ...``).
+
+    If the child's ``on_start`` returned ``IGNORE``, ``ref`` reaches no
+    running actor (a call through it fails with ``ActorStopped``).
+    """
+
+    id: str
+    ref: ActorRef
+
+
 class Child:
     """A supervisor's record of one child."""
 
@@ -87,19 +163,23 @@ class Child:
         self.cell: Cell | None = None
         self.status: ChildStatus = "stopped"
 
+    @property
+    def kind(self) -> ChildKind:
+        spec = self.spec
+        if isinstance(spec, PoolSpec):
+            return "pool"
+        return "supervisor" if isinstance(spec, SupervisorSpec) else "worker"
+
+    @property
+    def live(self) -> bool:
+        return self.status == "running" or self.status == "restarting"
+
     def info(self) -> ChildInfo:
         cell = self.cell
-        kind = (
-            "pool"
-            if isinstance(self.spec, PoolSpec)
-            else "supervisor"
-            if isinstance(self.spec, SupervisorSpec)
-            else "worker"
-        )
         return ChildInfo(
             id=self.id,
             name=self.name,
-            kind=kind,
+            kind=self.kind,
             status=self.status,
             restart=self.spec.restart,
             failures=0 if cell is None else cell.failures,
@@ -141,6 +221,11 @@ class Supervisor(Actor):
         finally:
             in_supervisor.reset(token)
 
+    def _stopping(self) -> bool:
+        """Whether this supervisor is being stopped: it starts and restarts nothing more."""
+        state = self.ctx._cell.state
+        return state is State.STOPPING or state is State.RESTARTING or state is State.STOPPED
+
     async def _add(
         self, spec: Spec, *, rollback: bool, named: bool | None = None
     ) -> tuple[Child, ActorRef]:
@@ -149,11 +234,11 @@ class Supervisor(Actor):
         if named is None:
             named = self.ctx.principal.named
         child_id = spec.child_id
-        if child_id in self.children:
-            raise InvalidSpec(
-                f"{self.ctx.name} has a child with id {child_id!r} already; ids are unique "
-                "among siblings"
-            )
+        existing = self.children.get(child_id)
+        if existing is not None:
+            if existing.live and existing.cell is not None:
+                raise ChildAlreadyStarted(self.ctx.name, child_id, existing.cell.ref)
+            raise ChildAlreadyPresent(self.ctx.name, child_id)
         child = Child(spec, child_id, named)
         try:
             ref = await self._start(child)
@@ -161,6 +246,8 @@ class Supervisor(Actor):
             if rollback:
                 await self._stop_children()
             raise
+        if child.status == "ignored" and spec.restart == "temporary":
+            return child, ref  # OTP keeps no spec of an ignored temporary child
         self.children[child_id] = child
         self._children_changed()
         return child, ref
@@ -203,6 +290,7 @@ class Supervisor(Actor):
                 return candidate
 
     async def _stop_children(self) -> None:
+        """Static children stop one by one, in reverse start order."""
         for child in reversed(self.children.values()):
             await self._stop_child(child)
 
@@ -227,7 +315,7 @@ class Supervisor(Actor):
     def _children_changed(self) -> None:
         """Hook for subclasses that keep derived state (pools keep a routing table)."""
 
-    # -- failures (system messages, run in this supervisor's task) --------
+    # -- exits (system messages, run in this supervisor's task) -----------
 
     def _find(self, cell: Cell, instance: Actor | None) -> Child | None:
         """The record of ``cell`` if ``instance`` is still its current instance."""
@@ -244,69 +332,43 @@ class Supervisor(Actor):
     async def _child_failed(
         self,
         cell: Cell,
-        envelope: Envelope | None,
         error: Exception,
-        instance: Actor | None = None,
+        instance: Actor | None,
+        delay_floor: float = 0.0,
+        failed_at: tuple[int, int] | None = None,
     ) -> None:
-        child = self._find(cell, None)
-        info = ErrorInfo.from_exception(error)
-        restart = child is not None and child.spec.restart != "temporary"
-        delay_floor = 0.0
-        failed_at = None if envelope is None else (envelope.trace_id, envelope.span_id)
-        if envelope is not None:
-            # The message is settled even when the report is stale.
-            delay_floor = self._settle_message(cell, child, envelope, error, info, restart)
-        if child is None or (instance is not None and cell.actor is not instance):
+        """``cell`` failed with ``error`` (its message is settled already, see ``Cell.fail``).
+
+        ``delay_floor`` is the retry backoff of that message, the least the
+        restart waits; ``failed_at`` the span it failed in.
+        """
+        if self._stopping():
+            return
+        child = self._find(cell, instance)
+        if child is None:
             return  # that instance was replaced already (a group restart): nothing to restart
+        info = ErrorInfo.from_exception(error)
         logger.bind(actor=cell.name, event="child_failed").warning(
             "{actor} failed: {error}", actor=cell.name, error=f"{info.type}: {info.message}"
         )
-        if not restart:
-            await self._retire(child)
+        restart = child.spec.restart
+        if isinstance(error, Escalated) and child.kind != "worker":
+            # OTP: a supervisor past its intensity exits with reason `shutdown`,
+            # which restarts only a permanent child.
+            if restart == "permanent":
+                await self._restart(child, info, delay_floor, failed_at)
+            else:
+                await self._retire(child, significant=True)
+            return
+        if restart == "temporary":
+            await self._retire(child, significant=True)
             return
         await self._restart(child, info, delay_floor, failed_at)
 
-    def _settle_message(
-        self,
-        cell: Cell,
-        child: Child | None,
-        envelope: Envelope,
-        error: Exception,
-        info: ErrorInfo,
-        restart: bool,
-    ) -> float:
-        """Retry the failed message or dead-letter it; the delay the retry needs."""
-        spec = None if child is None else child.spec
-        retry = spec.retry if isinstance(spec, ChildSpec) else None
-        if restart and retry is not None and retry.should_retry(error, envelope.attempt):
-            delay = retry.backoff.delay(envelope.attempt)
-            cell.system.trace_event(
-                "supervisor",
-                "retry",
-                self.ctx.name,
-                envelope,
-                {
-                    "greenroom.child": cell.name,
-                    "greenroom.attempt": envelope.attempt + 1,
-                    "greenroom.delay": delay,
-                },
-                info,
-            )
-            envelope.attempt += 1
-            cell.mailbox.requeue(envelope)
-            return delay
-        system = cell.system
-        cell.mailbox.ack(envelope)
-        system.dead_letter(envelope, cell.name, "handler_failed", info)
-        if envelope.reply is not None or envelope.correlation_id is not None:
-            failure = HandlerError(
-                cell.name, type(envelope.body).__qualname__, info, envelope.attempt
-            )
-            failure.__cause__ = error
-            system.fail_ask(envelope, failure)
-        return 0.0
-
     async def _child_exited(self, cell: Cell, instance: Actor | None = None) -> None:
+        """``cell`` stopped itself (``ctx.stop()``): OTP's exit ``normal``."""
+        if self._stopping():
+            return
         child = self._find(cell, instance)
         if child is None:
             return
@@ -314,25 +376,26 @@ class Supervisor(Actor):
             info = ErrorInfo(type="normal", message=f"{cell.name} stopped itself")
             await self._restart(child, info, 0.0)
         else:
-            await self._retire(child)
+            await self._retire(child, significant=True)
 
-    async def _retire(self, child: Child) -> None:
-        """A child that is not restarted: stop it; forget it if temporary."""
+    async def _retire(self, child: Child, *, significant: bool) -> None:
+        """A child that is not restarted: stop it; forget it if temporary.
+
+        ``significant``: its exit counts for auto-shutdown (not so when a
+        group restart stops a temporary sibling, as in OTP).
+        """
         await self._stop_child(child)
-        if child.spec.restart == "temporary":
+        if child.spec.restart == "temporary" and self.children.get(child.id) is child:
             del self.children[child.id]
-            self._children_changed()
-        if child.spec.significant:
+        self._children_changed()
+        if significant and child.spec.significant:
             await self._significant_gone()
 
     async def _significant_gone(self) -> None:
         mode = self.spec.auto_shutdown
         if mode == "never":
             return
-        alive = any(
-            c.spec.significant and c.status in ("running", "restarting")
-            for c in self.children.values()
-        )
+        alive = any(c.spec.significant and c.live for c in self.children.values())
         if mode == "any_significant" or not alive:
             await self._stop_children()
             self.ctx.stop()
@@ -352,7 +415,11 @@ class Supervisor(Actor):
         delay_floor: float,
         failed_at: tuple[int, int] | None = None,
     ) -> None:
-        """Restart ``child`` (and its group); ``failed_at`` is the span it failed in."""
+        """Restart ``child`` and its group; past the intensity, stop everything and escalate.
+
+        Raises:
+            Escalated: more than ``max_restarts`` within ``within`` seconds.
+        """
         system = self.ctx._cell.system
         if not self._record_restart():
             system.trace_event(
@@ -367,16 +434,15 @@ class Supervisor(Actor):
             raise Escalated(self.ctx.name, len(self._restarts), self.spec.within, info)
         group = self._group(child)
         for member in reversed(group):
+            if member is not child and member.spec.restart == "temporary":
+                await self._retire(member, significant=False)
+                continue
             cell = member.cell
-            if cell is None:
-                continue
-            if member.spec.restart == "temporary" and member is not child:
-                await self._retire(member)
-                continue
-            await cell.halt(requeue=True)
-            cell.state = State.RESTARTING
+            if cell is not None:
+                await cell.halt(requeue=True)
             member.status = "restarting"
         group = [m for m in group if m.status == "restarting"]
+        self._children_changed()
         delay = max(self.spec.backoff.delay(len(self._restarts)), delay_floor)
         system.trace_event(
             "supervisor",
@@ -403,33 +469,56 @@ class Supervisor(Actor):
         self._pending.add(handle)
 
     def _group(self, child: Child) -> list[Child]:
+        """The children a restart of ``child`` covers, in start order (running or not)."""
         strategy = self.spec.strategy
         if strategy == "one_for_one":
             return [child]
-        live = [c for c in self.children.values() if c.cell is not None or c is child]
+        members = list(self.children.values())
         if strategy == "one_for_all":
-            return live
-        return live[live.index(child) :]
+            return members
+        return members[members.index(child) :]
 
     async def _restart_group(self, group: list[Child], info: ErrorInfo) -> None:
+        """Start ``group`` in order: a halted instance is replaced, a stopped child started."""
+        if self._stopping():
+            return
         own = self.ctx._cell
         for member in group:
+            if self.children.get(member.id) is not member or member.status != "restarting":
+                continue  # terminated or deleted during the backoff
             cell = member.cell
-            if (
-                cell is None
-                or self.children.get(member.id) is not member
-                or member.status != "restarting"
-            ):
-                continue
             try:
-                await cell.restart(info)
+                if cell is None:
+                    await self._start(member)
+                else:
+                    await cell.restart(info)
+                    member.status = "running"
             except Exception as exc:
-                own.post_system(SysItem(_report_failure(cell, exc)))
+                # OTP's try_again: the restart is retried as a new failure,
+                # counted toward the intensity, after this item.
+                own.post_system(SysItem(_restart_failed(member, exc)))
                 continue
-            member.status = "running"
-            logger.bind(actor=cell.name, event="child_restarted").info(
-                "{actor} restarted", actor=cell.name
+            logger.bind(actor=member.name, event="child_restarted").info(
+                "{actor} restarted", actor=member.name
             )
+        self._children_changed()
+
+    async def _retry_restart(self, child: Child, error: Exception) -> None:
+        # Let other tasks in between attempts, as OTP casts try_again_restart
+        # to itself: a restart loop without backoff must not starve the loop,
+        # and a stop request must get through.
+        await asyncio.sleep(0)
+        if self._stopping():
+            return
+        if self.children.get(child.id) is not child or child.status != "restarting":
+            return
+        info = ErrorInfo.from_exception(error)
+        logger.bind(actor=child.name, event="restart_failed").warning(
+            "{actor} failed to restart: {error}",
+            actor=child.name,
+            error=f"{info.type}: {info.message}",
+        )
+        await self._restart(child, info, 0.0)
 
     # -- management (system items with a future; see SupervisorRef) -------
 
@@ -437,16 +526,19 @@ class Supervisor(Actor):
         child = self.children.get(child_id)
         if child is not None:
             return child
-        raise InvalidSpec(
-            f"{self.ctx.name} has no child {child_id!r}; it has: "
-            f"{', '.join(self.children) or 'none'}"
-        )
+        raise ChildNotFound(self.ctx.name, child_id, tuple(self.children))
 
-    async def start_child(self, spec: Spec, *, named: bool = False) -> ActorRef:
-        """Start one more child from ``spec``; its ref (to a stopped actor if it was ignored).
+    async def start_child(self, spec: Spec, *, named: bool = False) -> StartedChild:
+        """Start one more child from ``spec``, after the others; its id and ref.
 
         ``named``: whether the application (not an actor's code) asked for
         it, so that entries naming the child by name apply to it.
+
+        Raises:
+            ChildAlreadyStarted: a running child has that id.
+            ChildAlreadyPresent: a stopped child's spec has that id.
+            InvalidSpec: a significant child under ``auto_shutdown='never'``.
+            ChildStartFailed: its constructor or ``on_start`` raised.
         """
         if spec.significant and self.spec.auto_shutdown == "never":
             raise InvalidSpec(
@@ -455,11 +547,15 @@ class Supervisor(Actor):
             )
         if isinstance(spec, ChildSpec) and spec.id is None:
             spec = msgspec.structs.replace(spec, id=self._next_id(spec.child_id))
-        _, ref = await self._add(spec, rollback=False, named=named)
-        return ref
+        child, ref = await self._add(spec, rollback=False, named=named)
+        return StartedChild(child.id, ref)
 
     async def terminate_child(self, child_id: str) -> None:
-        """Stop a child; a temporary child is also forgotten."""
+        """Stop a child and keep its spec (a temporary child is forgotten); a no-op if stopped.
+
+        Raises:
+            ChildNotFound: no child has that id.
+        """
         child = self._get(child_id)
         await self._stop_child(child)
         if child.spec.restart == "temporary":
@@ -467,33 +563,66 @@ class Supervisor(Actor):
         self._children_changed()
 
     async def restart_child(self, child_id: str) -> ActorRef:
-        """Start a stopped child again from its spec; its new ref."""
+        """Start a stopped (or ignored) child again from its spec, in its place; its ref.
+
+        Raises:
+            ChildNotFound: no child has that id.
+            ChildRunning: the child is running or restarting.
+            ChildStartFailed: its constructor or ``on_start`` raised.
+        """
         child = self._get(child_id)
-        if child.status in ("running", "restarting"):
-            raise InvalidSpec(f"child {child_id!r} of {self.ctx.name} is {child.status}")
+        if child.live:
+            raise ChildRunning(
+                self.ctx.name,
+                child_id,
+                child.status,
+                "terminate_child it first to start it afresh",
+            )
         ref = await self._start(child)
         self._children_changed()
         return ref
 
     async def delete_child(self, child_id: str) -> None:
-        """Forget a stopped child's spec."""
+        """Forget a stopped child's spec; its id is free again.
+
+        Raises:
+            ChildNotFound: no child has that id.
+            ChildRunning: the child is running or restarting.
+        """
         child = self._get(child_id)
-        if child.status in ("running", "restarting"):
-            raise InvalidSpec(
-                f"child {child_id!r} of {self.ctx.name} is {child.status}; terminate it first"
-            )
+        if child.live:
+            raise ChildRunning(self.ctx.name, child_id, child.status, "terminate it first")
         del self.children[child_id]
         self._children_changed()
+
+    async def get_childspec(self, child_id: str) -> Spec:
+        """The spec the child with ``child_id`` is started from (its ``id`` filled in).
+
+        Raises:
+            ChildNotFound: no child has that id.
+        """
+        return self._get(child_id).spec
+
+    async def count_children(self) -> ChildCounts:
+        """OTP's ``count_children``: specs, active children, supervisors and workers."""
+        children = list(self.children.values())
+        workers = sum(1 for c in children if c.kind == "worker")
+        return ChildCounts(
+            specs=len(children),
+            active=sum(1 for c in children if c.status == "running"),
+            supervisors=len(children) - workers,
+            workers=workers,
+        )
 
     async def which_children(self) -> list[ChildInfo]:
         """The children in start order, with their status."""
         return [c.info() for c in self.children.values()]
 
 
-def _report_failure(cell: Cell, error: Exception) -> Callable[[Supervisor], Awaitable[None]]:
-    """A system item that reports a failed restart of ``cell`` to its supervisor."""
+def _restart_failed(child: Child, error: Exception) -> Callable[[Supervisor], Awaitable[None]]:
+    """A system item that retries the restart of ``child``, which raised ``error``."""
 
     def item(sup: Supervisor) -> Awaitable[None]:
-        return sup._child_failed(cell, None, error)
+        return sup._retry_restart(child, error)
 
     return item

@@ -192,11 +192,11 @@ class KeyedWorkers:
             spec = msgspec.structs.replace(self.pool.worker, id=cid, restart="transient")
             timeout = self.ctx.runtime.config.start_timeout
             try:
-                ref = await self.supervisor.start_child(spec, timeout=timeout)
+                ref = (await self.supervisor.start_child(spec, timeout=timeout)).ref
             except gr.InvalidSpec:
                 # The stopped record of an earlier worker of this key is in the way.
                 await self.supervisor.delete_child(cid)
-                ref = await self.supervisor.start_child(spec, timeout=timeout)
+                ref = (await self.supervisor.start_child(spec, timeout=timeout)).ref
         entry = self.active[key] = _Entry(ref)
         return entry
 

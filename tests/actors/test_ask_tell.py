@@ -298,7 +298,7 @@ class Gated(gr.Actor):
 
 
 @pytest.mark.anyio
-async def test_a_failure_its_stopping_supervisor_never_handles_still_settles_the_message() -> None:
+async def test_a_failure_while_being_stopped_settles_the_message_with_its_own_error() -> None:
     gate = anyio.Event()
     entered = anyio.Event()
     outcome: list[BaseException] = []
@@ -324,5 +324,9 @@ async def test_a_failure_its_stopping_supervisor_never_handles_still_settles_the
             await wait_until(lambda: cell.state.value == "stopping")
             gate.set()  # the handler fails while "sup" is stopping its children
         letters = rt.dead_letters.list(actor="sup/gated")
-    assert [type(e) for e in outcome] == [gr.ActorStopped]
-    assert [dl.reason for dl in letters] == ["actor_stopped"]
+    # The handler's own failure, not ActorStopped: the stop did not cause it.
+    [error] = outcome
+    assert isinstance(error, gr.HandlerError)
+    assert error.error_type == "builtins.RuntimeError" or error.error_type == "RuntimeError"
+    assert [dl.reason for dl in letters] == ["handler_failed"]
+    assert letters[0].error.message == "failed while its supervisor was stopping"

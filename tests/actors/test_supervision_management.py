@@ -37,11 +37,12 @@ async def start_sup(rt: gr.Runtime, log: Log, *children: gr.ChildSpec, **options
 # -- start, terminate, restart, delete, which_children ------------------------------
 
 
-async def test_start_child_appends_a_running_child_and_returns_its_ref() -> None:
+async def test_start_child_appends_a_running_child_and_returns_its_id_and_ref() -> None:
     log = Log()
     async with gr.Runtime() as rt:
         sup = await start_sup(rt, log, child("a", log))
-        ref = await sup.start_child(child("b", log))
+        child_id, ref = await sup.start_child(child("b", log))
+        assert child_id == "b"
         assert isinstance(ref, gr.ActorRef)
         assert await ref.ask(Ping()) == "sup/b"
         assert log == [("start", "sup/b")]
@@ -61,9 +62,10 @@ async def test_start_child_without_id_gets_a_unique_one() -> None:
         spec = gr.ChildSpec(actor=Recorder, args=(log,))
         first = await sup.start_child(spec)
         second = await sup.start_child(spec)
-        assert first != second
+        assert first.id != second.id
+        assert first.ref != second.ref
         ids = list(await statuses(sup))
-        assert len(set(ids)) == 2
+        assert ids == [first.id, second.id]
         assert all(i.startswith("recorder") for i in ids)
 
 
@@ -109,7 +111,7 @@ async def test_start_child_that_returns_ignore_is_listed_as_ignored() -> None:
     log = Log()
     async with gr.Runtime() as rt:
         sup = await start_sup(rt, log)
-        ref = await sup.start_child(child("skip", log, actor=Ignored))
+        _, ref = await sup.start_child(child("skip", log, actor=Ignored))
         assert log == [("ignore", "sup/skip")]
         assert await statuses(sup) == {"skip": "ignored"}
         # The ref reaches no running actor: it refuses at once (no hang until the timeout).
@@ -127,11 +129,13 @@ async def test_terminate_child_stops_it_without_restart_and_keeps_its_spec() -> 
         with pytest.raises(gr.ActorStopped):
             await rt.ref("sup/a").ask(Ping())
         log.clear()
-        # A group restart does not start a terminated child again.
+        # OTP (supervisor.erl, restart_multiple_children): a group restart
+        # starts every kept child of the group, a terminated one included,
+        # afresh (on_start), in start order.
         with pytest.raises(gr.HandlerError):
             await rt.ref("sup/b").ask(Crash())
-        assert await statuses(sup) == {"a": "stopped", "b": "running"}
-        assert log.of(*LIFECYCLE) == [("stop", "sup/b"), ("restart", "sup/b")]
+        assert await statuses(sup) == {"a": "running", "b": "running"}
+        assert log.of(*LIFECYCLE) == [("stop", "sup/b"), ("start", "sup/a"), ("restart", "sup/b")]
 
 
 async def test_terminate_child_forgets_a_temporary_child() -> None:

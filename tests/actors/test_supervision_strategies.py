@@ -640,7 +640,9 @@ async def test_ignore_from_on_start_leaves_the_child_ignored_and_starts_the_next
     assert log == [("stop", "sup/c"), ("stop", "sup/a")]
 
 
-async def test_one_for_all_leaves_an_ignored_child_alone() -> None:
+async def test_one_for_all_tries_an_ignored_child_again_in_its_place() -> None:
+    # OTP: an ignored child keeps its spec with no pid, and a group restart
+    # calls its start function again (here it returns IGNORE again).
     log = Log()
     async with gr.Runtime() as rt:
         sup = await rt.spawn(
@@ -661,5 +663,6 @@ async def test_one_for_all_leaves_an_ignored_child_alone() -> None:
             ("stop", "sup/c"),
             ("stop", "sup/a"),
             ("restart", "sup/a"),
+            ("ignore", "sup/skip"),
             ("restart", "sup/c"),
         ]

@@ -103,6 +103,7 @@ async def test_past_its_retry_policy_a_message_moves_to_the_durable_dead_letter_
         )
         with pytest.raises(gr.HandlerError):
             await ref.ask(Work(n=7), timeout=5)
+        await boxes.flush()  # the letter is written by the next commit
         letters = await boxes.dead_letters.query(
             actor="w", error_type="tests.mailbox.test_sqlite_runtime.Flaky"
         )
@@ -140,6 +141,7 @@ async def test_a_redriven_letter_keeps_its_ids_and_reaches_the_fixed_handler(
         )
         with pytest.raises(gr.HandlerError):
             await ref.ask(Work(n=3), timeout=5)
+        await boxes.flush()  # the letter is written by the next commit
         [record] = await boxes.dead_letters.query()
         failures.clear()  # "fix the handler"
         [outcome] = await boxes.dead_letters.redrive([record.id])

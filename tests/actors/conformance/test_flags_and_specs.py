@@ -101,3 +101,31 @@ async def test_start_child_refuses_a_significant_child_under_auto_shutdown_never
         with pytest.raises(gr.InvalidSpec, match="auto_shutdown='never'"):
             await sup.start_child(child)
         assert await sup.which_children() == []
+
+
+@pytest.mark.parametrize("n", [1, 1024, 10_000])
+def test_backoff_delay_stays_finite_however_long_the_restart_loop(n: int) -> None:
+    # 2.0 ** 1024 overflows a float: a supervisor in a long restart loop
+    # must get the maximum, not an OverflowError that kills it.
+    assert gr.Backoff(initial=0.5, maximum=2.0, jitter=0.0).delay(n) == (0.5 if n == 1 else 2.0)
+    assert gr.Backoff(initial=0.0, maximum=0.0, jitter=0.0).delay(n) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"routing": "round_robin", "key": "user"}, "never reads it"),
+        ({"routing": "consistent_hash", "key": "not an attribute"}, "attribute"),
+        ({"routing": "consistent_hash", "key": 42}, "attribute name or a function"),
+    ],
+)
+def test_a_pool_refuses_a_key_it_cannot_use(fields: dict[str, object], match: str) -> None:
+    with pytest.raises(gr.InvalidSpec, match=match):
+        gr.PoolSpec(id="p", worker=WORKER, size=1, **fields)  # type: ignore[arg-type]
+    gr.PoolSpec(id="p", worker=WORKER, size=1, routing="consistent_hash", key="user.id")
+    gr.PoolSpec(id="p", worker=WORKER, size=1, routing="consistent_hash", key=lambda m: m)
+
+
+def test_a_pool_refuses_a_worker_that_is_not_a_child_spec() -> None:
+    with pytest.raises(gr.InvalidSpec, match=r"PoolSpec\.worker"):
+        gr.PoolSpec(id="p", worker=gr.SupervisorSpec(id="s"), size=1)  # type: ignore[arg-type]
