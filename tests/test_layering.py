@@ -72,3 +72,104 @@ def test_the_layer_check_catches_an_upward_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from greenroom.store import Scope\n")
     assert [_layer_of(name) for _, name in _imports(bad)] == [LAYERS.index("store")]
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _runtime_imports(path: Path, known: set[str]) -> set[str]:
+    """The greenroom modules ``path`` imports when it runs (``if TYPE_CHECKING:`` blocks
+    excluded: they never execute), function-level imports included."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                for stmt in child.orelse:
+                    visit(stmt)
+                continue
+            names: list[str] = []
+            if isinstance(child, ast.Import):
+                names = [alias.name for alias in child.names]
+            elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
+                names = [f"{child.module}.{alias.name}" for alias in child.names]
+            for name in names:
+                while name and name not in known:
+                    name = name.rpartition(".")[0]
+                if name:
+                    found.add(name)
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def strong(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part: list[str] = []
+            while (w := stack.pop()) != v:
+                part.append(w)
+            if part:
+                circles.append(sorted([v, *part]))
+
+    for v in graph:
+        if v not in index:
+            strong(v)
+    return circles
+
+
+def _graph() -> dict[str, set[str]]:
+    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    known = set(paths)
+    return {name: _runtime_imports(p, known) - {name} for name, p in paths.items()}
+
+
+def test_no_import_circle_anywhere_in_the_package() -> None:
+    # A package __init__ re-exports its modules; a module importing its own
+    # package (or a module importing its package's __init__) is the only
+    # edge allowed to point back, as Python resolves it from sys.modules.
+    graph = {
+        name: {m for m in deps if not name.startswith(m + ".")} for name, deps in _graph().items()
+    }
+    assert _circles(graph) == []
+
+
+def test_the_circle_check_finds_a_circle() -> None:
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_actors_modules_reach_each_other_only_through_public_names_or_the_system() -> None:
+    # The internal interface of the actors package is System (actors/_system.py):
+    # no actors module reads an underscore attribute of the Runtime.
+    offenders = []
+    for path in sorted((PACKAGE / "actors").glob("*.py")):
+        if path.name == "_runtime.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr in ("runtime", "_runtime")
+            ):
+                offenders.append(f"{path.name}:{node.lineno}: .{node.value.attr}.{node.attr}")
+    assert offenders == []

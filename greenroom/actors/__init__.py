@@ -1,4 +1,38 @@
-"""Actors, refs, supervisors, pools and the runtime."""
+"""Actors, refs, supervisors, pools and the runtime.
+
+One message, from send to reply (``reply = await ref.ask(GetOrder(...))``)::
+
+    ActorRef.ask                                   _ref.py
+      System.envelope   check the body once per type,   _system.py
+                        make the Envelope (trace, deadline)
+      loop.create_future(); envelope.reply = future     the reply target
+      loop.call_later(timeout, expire, future)          the one timeout
+      MemoryMailbox.offer   room: append, wake the cell  mailbox/_memory.py
+        (full: System.put waits for room, bounded by the same future)
+      Cell.wake         resolve the lingering waiter,    _cell.py
+                        or start the cell's task
+    Cell._run           the cell's task drains its mailbox without awaiting
+      mailbox.get_nowait()                               between messages
+      dispatch[type(body)]   the handler, found once per class (_actor.py)
+      await handler(actor, body)
+      envelope.reply.set_result(result)   the asker resumes; a reply to an
+                        ask that timed out is dropped and counted
+                        (System.late_replies); an ask from another process
+                        has no future: System.reply sends it to reply_to
+    on failure: Cell.fail retries the message (requeue at the head) or
+      dead-letters it and fails the ask with HandlerError, then reports to
+      the supervisor (Supervisor._child_failed, _supervisor.py), which
+      restarts, stops or escalates per OTP.
+
+Layers inside this package, lowest first (runtime imports only point down;
+``tests/test_layering.py`` checks that there is no circle): ``_actor``,
+``_spec``, ``_principal``, ``_extension``, ``_config``, ``_system`` (the one
+internal interface: what every other module may use of the runtime),
+``_ref``, ``_forward``, ``_watch``, ``_context``, ``_cell``,
+``_supervisor``, ``_supervisor_ref``, ``_pool``, ``_runtime`` (the public
+``Runtime``, which wires the steps that need the classes above ``_system``
+into it), ``_run``.
+"""
 
 from greenroom._errors import publish_errors as _publish_errors
 from greenroom.actors._actor import IGNORE, Actor, Ignore, handler

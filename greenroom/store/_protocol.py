@@ -11,7 +11,7 @@ from greenroom.store._record import Tombstone, Versioned
 from greenroom.store._scope import Scope
 from greenroom.store._watch import Sink, Watch
 
-__all__ = ["Store", "check_expected", "check_watch_target"]
+__all__ = ["Store", "check_expected"]
 
 T = TypeVar("T")
 
@@ -127,20 +127,4 @@ def check_expected(expected: int | None) -> None:
         raise UsageError(
             f"expected must be None (write unconditionally) or a version >= 0 "
             f"(0: the key must not exist), got {expected!r}"
-        )
-
-
-def check_watch_target(key: str | None, prefix: str | None, since: int | None) -> None:
-    """Refuse a watch on both or neither of key and prefix, or ``since`` on a prefix."""
-    if (key is None) == (prefix is None):
-        raise UsageError(
-            "watch takes exactly one of key= and prefix=; "
-            "pass key='k' for one key or prefix='' for the whole scope"
-        )
-    if prefix is not None and type(prefix) is not str:
-        raise UsageError(f"prefix must be a str, got {type(prefix).__name__}")
-    if since is not None and (prefix is not None or type(since) is not int or since < 0):
-        raise UsageError(
-            "since= is a version >= 0 and only for key watches; "
-            "a prefix watch starts from now (re-read the prefix with scan first)"
         )

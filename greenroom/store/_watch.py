@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import anyio.lowlevel
 
+from greenroom._errors import UsageError
 from greenroom.store._record import Tombstone, Versioned
 from greenroom.store._watch_messages import GapReason, Sink, StateChanged, WatchGap
 from greenroom.trace._logging import logger
@@ -350,7 +351,6 @@ async def open_watch(
     read (RedisStore starts following the scope's change log there); if it
     raises, the watch is closed.
     """
-    from greenroom.store._protocol import check_watch_target
     from greenroom.store._scope import check_key
 
     check_watch_target(key, prefix, since)
@@ -369,3 +369,19 @@ async def open_watch(
         raise
     watch.start(*start_point(scope.name, key, record, since))
     return watch
+
+
+def check_watch_target(key: str | None, prefix: str | None, since: int | None) -> None:
+    """Refuse a watch on both or neither of key and prefix, or ``since`` on a prefix."""
+    if (key is None) == (prefix is None):
+        raise UsageError(
+            "watch takes exactly one of key= and prefix=; "
+            "pass key='k' for one key or prefix='' for the whole scope"
+        )
+    if prefix is not None and type(prefix) is not str:
+        raise UsageError(f"prefix must be a str, got {type(prefix).__name__}")
+    if since is not None and (prefix is not None or type(since) is not int or since < 0):
+        raise UsageError(
+            "since= is a version >= 0 and only for key watches; "
+            "a prefix watch starts from now (re-read the prefix with scan first)"
+        )
