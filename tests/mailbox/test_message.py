@@ -42,7 +42,8 @@ def test_a_message_subclass_without_keywords_is_frozen_and_tagged_by_its_name() 
     assert Order.__struct_config__.frozen
     assert Order.__struct_config__.tag == "Order"
     bound = check_message(order)  # accepted; a str field is bound by its length
-    assert bound is not None and bound >= len(msgspec.msgpack.encode(order))
+    assert bound is not None
+    assert bound >= len(msgspec.msgpack.encode(order))
 
 
 def test_message_is_the_plain_struct_at_run_time() -> None:
