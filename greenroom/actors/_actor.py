@@ -12,6 +12,7 @@ import msgspec
 from greenroom._errors import ErrorInfo, InvalidSpec, UsageError
 
 if TYPE_CHECKING:
+    from greenroom.actors._cell import Cell
     from greenroom.actors._context import ActorContext
 
 __all__ = ["IGNORE", "Actor", "Ignore", "handler"]
@@ -91,7 +92,7 @@ class Actor:
       its last message; it is skipped when the instance failed to start.
     """
 
-    _gr_ctx: ActorContext | None = None
+    _gr_cell: Cell | None = None  # set by the runtime when it starts the instance
 
     @property
     def ctx(self) -> ActorContext:
@@ -100,13 +101,13 @@ class Actor:
         Raises:
             UsageError: when used before the actor was started (in ``__init__``).
         """
-        ctx = self._gr_ctx
-        if ctx is None:
+        cell = self._gr_cell
+        if cell is None:
             raise UsageError(
                 f"{type(self).__name__}.ctx is not available in __init__; use it in on_start "
                 "or a handler"
             )
-        return ctx
+        return cell.context()
 
     async def on_start(self) -> Ignore | None:
         """Called once before the first message; return :data:`IGNORE` to not run."""

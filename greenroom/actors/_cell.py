@@ -26,6 +26,7 @@ from greenroom._errors import ActorStopped, ErrorInfo, HandlerError, HandlerTime
 from greenroom.actors._actor import IGNORE, Actor, HandlerFn, dispatch_table, resolve_handler
 from greenroom.actors._context import ActorContext
 from greenroom.actors._principal import Principal
+from greenroom.actors._spec import ChildSpec
 from greenroom.actors._watch import Watches, cell_closed, note_end
 from greenroom.mailbox import Envelope, Mailbox
 from greenroom.trace import MessageRow, attempt_span_id, current_span, current_tracer
@@ -101,6 +102,7 @@ class Cell:
 
     __slots__ = (
         "__weakref__",
+        "_context",
         "actor",
         "child",
         "current",
@@ -137,7 +139,7 @@ class Cell:
         self,
         system: System,
         name: str,
-        factory: Callable[[], Actor],
+        factory: Callable[[], Actor] | ChildSpec,
         actor_type: type[Actor],
         mailbox: Mailbox,
         *,
@@ -152,6 +154,7 @@ class Cell:
         self.supervisor = supervisor  # its actor is a Supervisor (or a Pool)
         self.name = name
         self.factory = factory
+        self._context: ActorContext | None = None
         self.dispatch: dict[type, HandlerFn] = dispatch_table(actor_type)
         self.mailbox = mailbox
         self.durable = mailbox.durable
@@ -178,7 +181,9 @@ class Cell:
         self.services: dict[type, tuple[object, Extension]] | None = None
         self.failures = 0
         self.watches: Watches | None = None  # death watch (see _watch), made on first use
-        mailbox.set_listener(self.wake)
+        # The cell itself is the listener (Cell.__call__ is wake): a bound
+        # method would be one more GC-tracked object for every actor.
+        mailbox.set_listener(self)
 
     def __repr__(self) -> str:
         return f"<Cell {self.name} {self.state.value}>"
@@ -198,6 +203,8 @@ class Cell:
             # not run beside its own start or stop (which run in its parent's
             # task); they wait for the running state, or are dropped by close.
             self.task = self.system.start_task(self._run(), self.name)
+
+    __call__ = wake  # the mailbox's listener (see __init__)
 
     def retire(self) -> None:
         """Release the task of an idle cell; the next message starts a new one."""
@@ -472,15 +479,28 @@ class Cell:
     # -- lifecycle (run by the supervisor, in its task) -------------------
 
     def _bind(self, actor: Actor) -> None:
-        actor._gr_ctx = ActorContext(self)
+        actor._gr_cell = self
         self.actor = actor
+
+    def context(self) -> ActorContext:
+        """``self.ctx`` of the actor: made on first use (an idle actor never needs one)."""
+        ctx = self._context
+        if ctx is None:
+            ctx = self._context = ActorContext(self)
+        return ctx
+
+    def _make(self) -> Actor:
+        factory = self.factory
+        if type(factory) is ChildSpec:
+            return factory.actor(*factory.args, **factory.kwargs)
+        return factory()  # type: ignore[operator]
 
     async def start(self) -> bool:
         """Make an instance and run ``on_start``; ``False`` if it returned IGNORE.
 
         Raises whatever the constructor or ``on_start`` raised.
         """
-        actor = self.factory()
+        actor = self._make()
         self._bind(actor)
         result = await actor.on_start()
         if result is IGNORE:
@@ -499,7 +519,7 @@ class Cell:
             await self.halt(requeue=True)
         self.state = State.RESTARTING
         self._fail_system_items()
-        actor = self.factory()
+        actor = self._make()
         self._bind(actor)
         try:
             await actor.on_restart(error)

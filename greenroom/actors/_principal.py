@@ -25,7 +25,7 @@ import msgspec
 __all__ = ["Entry", "Principal"]
 
 
-class Principal(msgspec.Struct, frozen=True, kw_only=True):
+class Principal(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Who an actor is: its name, its class, and whether its name was the application's to give.
 
     The runtime makes one for every actor when it spawns it and keeps it

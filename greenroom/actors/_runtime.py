@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, overload
 
@@ -49,6 +48,12 @@ from greenroom.trace import Tracer
 from greenroom.trace._logging import logger
 
 __all__ = ["RemoteReplies", "Runtime"]
+
+
+def expire_call(future: asyncio.Future[Any], supervisor: str, timeout: float) -> None:
+    """The timeout of a call into a supervisor (the work itself still runs there)."""
+    if not future.done():
+        future.set_exception(AskTimeout(supervisor, "supervisor call", timeout))
 
 
 class Runtime:
@@ -386,13 +391,14 @@ class Runtime:
     ) -> Any:
         if in_supervisor.get() is supervisor:
             return await fn(supervisor.actor)
-        future: asyncio.Future[Any] = self._system.loop.create_future()
+        loop = self._system.loop
+        future: asyncio.Future[Any] = loop.create_future()
+        timer = loop.call_later(timeout, expire_call, future, supervisor.name, timeout)
         supervisor.post_system(SysItem(fn, future))
         try:
-            with anyio.fail_after(timeout):
-                return await future
-        except TimeoutError:
-            raise AskTimeout(supervisor.name, "supervisor call", timeout) from None
+            return await future
+        finally:
+            timer.cancel()
 
     async def _stop_linked(self, cell: Cell) -> None:
         parent = cell.parent
@@ -420,11 +426,12 @@ class Runtime:
                     f"{name} asks for a {kind!r} mailbox, but the runtime has only "
                     f"{sorted(system.mailboxes)}; pass Runtime(mailboxes={{{kind!r}: ...}})"
                 )
-            mailbox = factory.create(name, spec.mailbox, tuple(dispatch_table(cls)))
+            dispatch = dispatch_table(cls)
+            mailbox = factory.create(name, spec.mailbox, tuple(dispatch))
             cell = Cell(
                 system,
                 name,
-                functools.partial(cls, *spec.args, **spec.kwargs),
+                spec,
                 cls,
                 mailbox,
                 parent=parent,

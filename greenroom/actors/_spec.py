@@ -431,13 +431,33 @@ def as_spec(
         if name is not None and name != actor.child_id:
             raise InvalidSpec(f"name={name!r} given with a spec whose id is {actor.child_id!r}")
         return actor
+    if (
+        name is None
+        and not args
+        and not kwargs
+        and mailbox is None
+        and restart == "permanent"
+        and retry is None
+        and handler_timeout is None
+    ):
+        # The plain spawn of a class: one spec per class, shared, as a
+        # supervisor keeps it (the child's id lives beside it).
+        default = actor.__dict__.get("_gr_spec")
+        if default is None:
+            default = ChildSpec(actor=actor)
+            actor._gr_spec = default  # type: ignore[attr-defined]
+        return default
     return ChildSpec(
         actor=actor,
         id=name,
         args=args,
         kwargs=dict(kwargs or {}),
-        mailbox=mailbox or MailboxConfig(),
+        mailbox=_MAILBOX if mailbox is None else mailbox,
         restart=restart,
-        retry=retry or RetryPolicy(),
+        retry=_RETRY if retry is None else retry,
         handler_timeout=handler_timeout,
     )
+
+
+_MAILBOX = MailboxConfig()
+_RETRY = RetryPolicy()

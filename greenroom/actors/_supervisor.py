@@ -227,13 +227,14 @@ class Supervisor(Actor):
         return state is State.STOPPING or state is State.RESTARTING or state is State.STOPPED
 
     async def _add(
-        self, spec: Spec, *, rollback: bool, named: bool | None = None
+        self, spec: Spec, *, rollback: bool, named: bool | None = None, child_id: str | None = None
     ) -> tuple[Child, ActorRef]:
         # A child of this supervisor's own spec (or a pool's worker) has a
         # name that came with this supervisor: it is as named as this one.
         if named is None:
             named = self.ctx.principal.named
-        child_id = spec.child_id
+        if child_id is None:
+            child_id = spec.child_id
         existing = self.children.get(child_id)
         if existing is not None:
             if existing.live and existing.cell is not None:
@@ -545,9 +546,10 @@ class Supervisor(Actor):
                 f"{self.ctx.name} has auto_shutdown='never', so it cannot take the significant "
                 f"child {spec.child_id!r} (as in OTP); mark it significant=False"
             )
+        child_id = None
         if isinstance(spec, ChildSpec) and spec.id is None:
-            spec = msgspec.structs.replace(spec, id=self._next_id(spec.child_id))
-        child, ref = await self._add(spec, rollback=False, named=named)
+            child_id = self._next_id(spec.child_id)  # the spec stays shared; the id is the child's
+        child, ref = await self._add(spec, rollback=False, named=named, child_id=child_id)
         return StartedChild(child.id, ref)
 
     async def terminate_child(self, child_id: str) -> None:
@@ -601,7 +603,11 @@ class Supervisor(Actor):
         Raises:
             ChildNotFound: no child has that id.
         """
-        return self._get(child_id).spec
+        child = self._get(child_id)
+        spec = child.spec
+        if isinstance(spec, ChildSpec) and spec.id is None:
+            return msgspec.structs.replace(spec, id=child.id)
+        return spec
 
     async def count_children(self) -> ChildCounts:
         """OTP's ``count_children``: specs, active children, supervisors and workers."""

@@ -15,6 +15,18 @@ from greenroom.mailbox._protocol import MailboxStatistics
 __all__ = ["MemoryMailbox", "MemoryMailboxes"]
 
 
+# Shared by every mailbox that was never sent anything, and never written to:
+# an empty deque takes 624 bytes, a third of an idle actor.
+class _NeverWritten(deque[Envelope]):
+    def append(self, envelope: Envelope) -> None:
+        raise AssertionError("the shared empty queue is never written to")
+
+    appendleft = append
+
+
+_EMPTY: deque[Envelope] = _NeverWritten()
+
+
 class MemoryMailbox:
     """A bounded deque of envelopes, with senders waiting in line when full.
 
@@ -42,7 +54,7 @@ class MemoryMailbox:
     def __init__(self, capacity: int = 1024, *, label: str = "mailbox") -> None:
         self._capacity = capacity
         self._label = label
-        self._queue: deque[Envelope] = deque()
+        self._queue: deque[Envelope] = _EMPTY  # a deque of its own on the first put
         self._putters: deque[asyncio.Future[None]] | None = None
         self._reserved = 0
         self._listener: Callable[[], None] | None = None
@@ -76,6 +88,8 @@ class MemoryMailbox:
 
     def _append(self, envelope: Envelope) -> None:
         queue = self._queue
+        if queue is _EMPTY:
+            queue = self._queue = deque()
         queue.append(envelope)
         depth = len(queue)
         if depth > self._high_water:
@@ -95,6 +109,8 @@ class MemoryMailbox:
         depth = len(queue)
         if self._putters or depth + self._reserved >= self._capacity:
             return False
+        if queue is _EMPTY:
+            queue = self._queue = deque()
         queue.append(envelope)
         if depth >= self._high_water:
             self._high_water = depth + 1
@@ -161,6 +177,8 @@ class MemoryMailbox:
         The bound is not checked: the message was counted when first put.
         """
         queue = self._queue
+        if queue is _EMPTY:
+            queue = self._queue = deque()
         queue.appendleft(envelope)
         self._requeued += 1
         if len(queue) == 1 and self._listener is not None:
