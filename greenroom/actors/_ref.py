@@ -4,7 +4,7 @@ A send is: check the body and make its envelope (``System.envelope``),
 then offer it to the mailbox, which takes it at once when there is room
 (the fast path, never suspending); otherwise ``System.put`` waits for room
 or fails per the overflow setting. An ask puts its reply future in the
-envelope, and one timer (``expire``) fails that future at the deadline:
+envelope, and its deadline (``System.deadlines``) fails that future:
 the wait for room and the wait for the reply are bounded by it together.
 """
 
@@ -15,7 +15,6 @@ import functools
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from greenroom._errors import GreenroomError
-from greenroom.actors._system import expire
 
 if TYPE_CHECKING:
     from greenroom.actors._cell import Cell
@@ -180,7 +179,7 @@ class ActorRef:
         loop = system.loop
         future: asyncio.Future[Any] = loop.create_future()
         envelope.reply = future
-        timer = loop.call_later(timeout, expire, future, cell.name, body, timeout)
+        slot = system.deadlines.add(future, timeout, cell.name, type(body).__qualname__)
         system.pending_asks += 1
         try:
             if idempotency_key is None or not _joined(cell, envelope.id, future):
@@ -194,7 +193,7 @@ class ActorRef:
                     await system.put(cell, envelope, future)
             return await future
         finally:
-            timer.cancel()
+            slot.pop(future, None)  # Deadlines.settle, inlined: every ask pays it
             system.pending_asks -= 1
 
 

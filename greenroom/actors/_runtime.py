@@ -16,10 +16,11 @@ from typing import Any, overload
 
 import anyio
 
-from greenroom._errors import ActorStopped, AskTimeout, GreenroomError, InvalidSpec, NameTaken
+from greenroom._errors import ActorStopped, GreenroomError, InvalidSpec, NameTaken
 from greenroom.actors._actor import Actor, dispatch_table
 from greenroom.actors._cell import Cell, State, SysItem, acting, in_supervisor
 from greenroom.actors._config import RuntimeConfig, RuntimeStatistics
+from greenroom.actors._deadlines import Deadlines
 from greenroom.actors._extension import Extension
 from greenroom.actors._pool import Pool, PoolRef
 from greenroom.actors._principal import Principal
@@ -48,12 +49,6 @@ from greenroom.trace import Tracer
 from greenroom.trace._logging import logger
 
 __all__ = ["RemoteReplies", "Runtime"]
-
-
-def expire_call(future: asyncio.Future[Any], supervisor: str, timeout: float) -> None:
-    """The timeout of a call into a supervisor (the work itself still runs there)."""
-    if not future.done():
-        future.set_exception(AskTimeout(supervisor, "supervisor call", timeout))
 
 
 class Runtime:
@@ -128,6 +123,7 @@ class Runtime:
     async def __aenter__(self) -> Runtime:
         system = self._system
         system.loop = asyncio.get_running_loop()
+        system.deadlines = Deadlines(system.loop)
         spec = SupervisorSpec(
             id="root",
             max_restarts=self.config.root_max_restarts,
@@ -393,12 +389,13 @@ class Runtime:
             return await fn(supervisor.actor)
         loop = self._system.loop
         future: asyncio.Future[Any] = loop.create_future()
-        timer = loop.call_later(timeout, expire_call, future, supervisor.name, timeout)
+        deadlines = self._system.deadlines
+        slot = deadlines.add(future, timeout, supervisor.name, "supervisor call")
         supervisor.post_system(SysItem(fn, future))
         try:
             return await future
         finally:
-            timer.cancel()
+            deadlines.settle(slot, future)
 
     async def _stop_linked(self, cell: Cell) -> None:
         parent = cell.parent

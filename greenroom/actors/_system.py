@@ -25,7 +25,6 @@ import msgspec
 
 from greenroom._errors import (
     ActorStopped,
-    AskTimeout,
     ErrorInfo,
     InvalidMessage,
     MailboxClosed,
@@ -34,6 +33,7 @@ from greenroom._errors import (
     UnknownMessage,
 )
 from greenroom.actors._config import RuntimeConfig
+from greenroom.actors._deadlines import Deadlines
 from greenroom.mailbox import (
     DeadLetter,
     DeadLetterReason,
@@ -63,12 +63,6 @@ RemoteReplies = Callable[[Envelope, object, BaseException | None], None]
 _encoder = msgspec.msgpack.Encoder()
 _time = time.time
 _get_span = current_span.get
-
-
-def expire(future: asyncio.Future[Any], actor: str, body: object, timeout: float) -> None:
-    """The one timeout of an ask: fail its reply future unless it was answered."""
-    if not future.done():
-        future.set_exception(AskTimeout(actor, type(body).__qualname__, timeout))
 
 
 class System:
@@ -122,6 +116,7 @@ class System:
         # Envelope ids: a random 62-bit base and a counter, as trace.new_id, minus a call.
         self.next_id: Callable[[], int] = itertools.count(secrets.randbits(62) | 1).__next__
         self.loop: asyncio.AbstractEventLoop
+        self.deadlines: Deadlines  # the one timeout mechanism (set with the loop)
         # Set by the runtime: the steps that need the classes above this module.
         self.start_child: Callable[[Cell, Spec, bool], Awaitable[ActorRef]]
         self.make_cell: Callable[[Cell, Spec, str, bool], Cell]
