@@ -66,19 +66,16 @@ class Timer:
             self._cell.timers.discard(self)
 
     def _fire(self) -> None:
-        cell = self._cell
         if self.cancelled:
             return
+        cell = self._cell
+        system = cell.system
         if self._interval is None:
-            self.cancelled = True
-            if cell.timers is not None:
-                cell.timers.discard(self)
+            self.cancel()  # done: off the cell's timers
         else:
             # Fixed rate: the next tick is due one interval after this one was.
-            loop = cell.system.loop
-            self._due = max(self._due + self._interval, loop.time())
-            self._handle = loop.call_at(self._due, self._fire)
-        system = cell.system
+            self._due = max(self._due + self._interval, system.loop.time())
+            self._handle = system.loop.call_at(self._due, self._fire)
         try:
             envelope = system.envelope(cell, self._body)
         except GreenroomError:

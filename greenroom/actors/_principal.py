@@ -19,6 +19,8 @@ from types import FrameType
 
 import msgspec
 
+from greenroom.actors._actor import Actor
+
 __all__ = ["Entry", "Principal"]
 
 
@@ -97,8 +99,6 @@ class Entry:
         """
         if self._class is not None:
             return self._class
-        from greenroom.actors._actor import Actor
-
         namespace = self._namespace
         if namespace is None:
             return None

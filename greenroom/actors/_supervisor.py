@@ -358,7 +358,7 @@ class Supervisor(Actor):
         """Stop a child that is not restarted; forget it if temporary.
 
         ``significant``: its exit counts for auto-shutdown (not when a group
-        restart stops a temporary sibling, as in OTP).
+        restart stops a temporary sibling or ``terminate_child`` stops it, as in OTP).
         """
         await self._stop_child(child)
         if child.spec.restart == "temporary" and self.children.get(child.id) is child:
@@ -500,11 +500,14 @@ class Supervisor(Actor):
 
     # -- child admin (system items with a future; documented on SupervisorRef)
 
-    def _get(self, child_id: str) -> Child:
+    def _get(self, child_id: str, *, if_running: str | None = None) -> Child:
+        """The child with that id; with ``if_running`` (the fix), one not running."""
         child = self.children.get(child_id)
-        if child is not None:
-            return child
-        raise ChildNotFound(self.ctx.name, child_id, tuple(self.children))
+        if child is None:
+            raise ChildNotFound(self.ctx.name, child_id, tuple(self.children))
+        if if_running is not None and child.live:
+            raise ChildRunning(self.ctx.name, child_id, child.status, if_running)
+        return child
 
     async def start_child(self, spec: Spec, *, named: bool = False) -> StartedChild:
         """Start one more child from ``spec``, after the others; its id and ref.
@@ -530,31 +533,18 @@ class Supervisor(Actor):
 
     async def terminate_child(self, child_id: str) -> None:
         """Stop a child and keep its spec (a temporary child is forgotten); a no-op if stopped."""
-        child = self._get(child_id)
-        await self._stop_child(child)
-        if child.spec.restart == "temporary":
-            del self.children[child_id]
-        self._children_changed()
+        await self._retire(self._get(child_id), significant=False)
 
     async def restart_child(self, child_id: str) -> ActorRef:
         """Start a stopped (or ignored) child again from its spec, in its place; its ref."""
-        child = self._get(child_id)
-        if child.live:
-            raise ChildRunning(
-                self.ctx.name,
-                child_id,
-                child.status,
-                "terminate_child it first to start it afresh",
-            )
+        child = self._get(child_id, if_running="terminate_child it first to start it afresh")
         ref = await self._start(child)
         self._children_changed()
         return ref
 
     async def delete_child(self, child_id: str) -> None:
         """Forget a stopped child's spec; its id is free again."""
-        child = self._get(child_id)
-        if child.live:
-            raise ChildRunning(self.ctx.name, child_id, child.status, "terminate it first")
+        self._get(child_id, if_running="terminate it first")
         del self.children[child_id]
         self._children_changed()
 
