@@ -18,18 +18,14 @@ T = TypeVar("T")
 
 
 class SupervisorRef(ActorRef):
-    """A ref to a supervisor: OTP's ``start_child``, ``terminate_child``,
-    ``restart_child``, ``delete_child``, ``get_childspec``, ``count_children``
-    and ``which_children``.
+    """A ref to a supervisor, with OTP's child admin calls.
 
     Each call runs in the supervisor's own task, in order with the failures
-    it handles, and waits at most ``timeout`` seconds.
-
-    Raises (every method): ActorStopped if the supervisor is stopped (or
-    stops before the call runs); AskTimeout past ``timeout``. The errors of
-    a child id (:class:`ChildNotFound`, :class:`ChildRunning`,
-    :class:`ChildAlreadyStarted`, :class:`ChildAlreadyPresent`) are all
-    :class:`InvalidSpec`.
+    it handles, and waits at most ``timeout`` seconds. Every method raises
+    ActorStopped if the supervisor is stopped (or stops before the call
+    runs) and AskTimeout past ``timeout``. The child-id errors
+    (:class:`ChildNotFound`, :class:`ChildRunning`, :class:`ChildAlreadyStarted`,
+    :class:`ChildAlreadyPresent`) are all :class:`InvalidSpec`.
     """
 
     __slots__ = ()
