@@ -48,16 +48,16 @@ def handler(fn: F, /) -> F: ...
 @overload
 def handler(*types: type) -> Callable[[F], F]: ...
 def handler(*args: Any) -> Any:
-    """Mark an async method as the handler of a message type.
+    """Mark an async method as the handler of a message type; its return value is the reply.
 
-    The type is read from the annotation of the message parameter (a union
-    registers each member), or given explicitly: ``@handler(Ping, Pong)``.
-    A message whose exact type has no handler goes to the handler of its
-    nearest base class, if any (a handler of ``greenroom.Message`` takes
-    everything else).
-    The method's return value is the reply to an ``ask``. The class's
-    dispatch table is built once, when the first actor of the class is
-    spawned, so dispatch does no reflection per message.
+    The type is read from the message parameter's annotation (a union
+    registers each member), or given: ``@handler(Ping, Pong)``. A message
+    whose exact type has no handler goes to that of its nearest base class,
+    if any (a handler of ``greenroom.Message`` takes everything else). The
+    dispatch table is built once per class, at its first spawn.
+
+    Raises:
+        InvalidSpec: ``@handler(...)`` is given something that is not a type.
     """
     if len(args) == 1 and callable(args[0]) and not isinstance(args[0], type):
         fn = args[0]
@@ -81,15 +81,15 @@ class Actor:
     handler, ``self.ctx`` is the actor's :class:`ActorContext`. One message
     is handled at a time, so handlers need no locks.
 
-    Lifecycle (each hook runs in the task of the supervisor starting or
-    stopping the actor, before any message or after the last one):
+    Lifecycle hooks run in the task of the supervisor starting or stopping
+    the actor, before its first message or after its last:
 
-    * ``on_start()``: after construction, before the first message. Return
-      :data:`IGNORE` to not run. If it raises, the start fails.
-    * ``on_restart(error)``: instead of ``on_start`` on the fresh instance
+    * ``on_start()``: after construction. Return :data:`IGNORE` to not run;
+      if it raises, the start fails.
+    * ``on_restart(error)``: instead of ``on_start``, on the fresh instance
       made after a failure; the default calls ``on_start``.
-    * ``on_stop()``: when the actor stops (normally or for a restart), after
-      its last message; it is skipped when the instance failed to start.
+    * ``on_stop()``: when the instance stops (normally or for a restart);
+      skipped when it failed to start.
     """
 
     _gr_cell: Cell | None = None  # set by the runtime when it starts the instance
@@ -125,7 +125,7 @@ class Actor:
 
 
 def dispatch_table(cls: type[Actor]) -> dict[type, HandlerFn]:
-    """The message-type-to-handler table of ``cls``, built once and cached on the class.
+    """The message-type-to-handler table of ``cls``, cached on the class.
 
     Raises:
         InvalidSpec: a handler's message type cannot be resolved, is not a
@@ -156,11 +156,9 @@ def dispatch_table(cls: type[Actor]) -> dict[type, HandlerFn]:
 
 
 def resolve_handler(table: dict[type, HandlerFn], msg_type: type) -> HandlerFn | None:
-    """The handler of the nearest base class of ``msg_type`` in ``table``, cached in it.
+    """The handler of ``msg_type``'s nearest base class in ``table``, cached in it.
 
-    Called only when ``msg_type`` itself has no handler, so exact matches
-    stay a single dict lookup; a handler for ``greenroom.Message`` is a
-    catch-all.
+    Called only when ``msg_type`` itself has no handler: exact matches stay one lookup.
     """
     for base in msg_type.__mro__[1:]:
         fn = table.get(base)

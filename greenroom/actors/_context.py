@@ -66,30 +66,26 @@ class Timer:
             self._cell.timers.discard(self)
 
     def _fire(self) -> None:
-        cell = self._cell
         if self.cancelled:
             return
+        cell = self._cell
+        system = cell.system
         if self._interval is None:
-            self.cancelled = True
-            if cell.timers is not None:
-                cell.timers.discard(self)
+            self.cancel()  # done: off the cell's timers
         else:
             # Fixed rate: the next tick is due one interval after this one was.
-            loop = cell.system.loop
-            self._due = max(self._due + self._interval, loop.time())
-            self._handle = loop.call_at(self._due, self._fire)
-        system = cell.system
+            self._due = max(self._due + self._interval, system.loop.time())
+            self._handle = system.loop.call_at(self._due, self._fire)
         try:
             envelope = system.envelope(cell, self._body)
         except GreenroomError:
             return  # refused (the runtime is draining): the refusal is a dead letter
         try:
             cell.mailbox.put_nowait(envelope)
-        except (MailboxFull, MailboxClosed) as exc:
-            if isinstance(exc, MailboxFull):
-                system.dead_letter(envelope, cell.name, "mailbox_full", exc)
-            else:
-                system.dead_letter(envelope, cell.name, "actor_stopped", exc)
+        except MailboxFull as exc:
+            system.dead_letter(envelope, cell.name, "mailbox_full", exc)
+        except MailboxClosed as exc:
+            system.dead_letter(envelope, cell.name, "actor_stopped", exc)
 
 
 class ActorContext:
@@ -125,8 +121,7 @@ class ActorContext:
     def failures(self) -> int:
         """How often this actor's handlers failed since its supervisor started it.
 
-        Kept across restarts (a restart makes a new instance, not a new
-        count), so ``on_restart`` can tell a first failure from a repeated one.
+        Kept across restarts, so ``on_restart`` can tell a first failure from a repeated one.
         """
         return self._cell.failures
 
@@ -137,34 +132,29 @@ class ActorContext:
 
     @property
     def principal(self) -> Principal:
-        """Who the actor is, as the runtime bound it at spawn: what contracts and grants check.
-
-        The same across restarts; see :class:`Principal` for what ``named`` means.
-        """
+        """Who the actor is, as the runtime bound it at spawn (kept across restarts)."""
         return self._cell.principal
 
     def service(self, kind: type[T]) -> T:
-        """The service of type ``kind`` an extension of the runtime gives this actor.
+        """The service of type ``kind`` an extension of the runtime gives this instance.
 
-        Made on first use and kept until the instance stops or restarts.
-        For example ``self.ctx.service(StoreView)`` with a ``StoreAccess``
-        extension.
+        Made on first use, released when the instance stops or restarts; for
+        example ``self.ctx.service(StoreView)`` with a ``StoreAccess`` extension.
 
         Raises:
             UsageError: no extension of the runtime provides ``kind``.
         """
         cell = self._cell
         services = cell.services
-        if services is not None:
-            found = services.get(kind)
-            if found is not None:
-                return found[0]  # type: ignore[return-value]
+        if services is None:
+            services = cell.services = {}
+        found = services.get(kind)
+        if found is not None:
+            return found[0]  # type: ignore[return-value]
         for extension in cell.system.extensions:
             if issubclass(extension.service_type, kind):
                 made = extension.create(self)
-                if cell.services is None:
-                    cell.services = {}
-                cell.services[kind] = (made, extension)
+                services[kind] = (made, extension)
                 return made  # type: ignore[return-value]
         raise UsageError(
             f"no extension of this runtime provides {kind.__qualname__}; pass one to "
@@ -196,11 +186,10 @@ class ActorContext:
     ) -> None:
         """``ref.tell(body)``, as part of the current trace (so is a plain ``ref.tell``).
 
-        It starts a request of its own (its own causation, not the current
-        message's): see :class:`~greenroom.Envelope`. A handler that is
-        redelivered after a crash sends it again under a new id unless it
-        passes an ``idempotency_key`` derived from the message it handles
-        (``f"{msg.order}/charge"``). Raises as ``ActorRef.tell``.
+        A request of its own (its own causation: see :class:`~greenroom.Envelope`);
+        a handler redelivered after a crash sends it again under a new id
+        unless it passes an ``idempotency_key`` derived from the message it
+        handles (``f"{msg.order}/charge"``). Raises as ``ActorRef.tell``.
         """
         await ref.tell(body, idempotency_key=idempotency_key)
 
@@ -240,22 +229,21 @@ class ActorContext:
     async def forward(self, target: ActorRef, body: Message | None = None) -> None:
         """Hand the message being handled (or ``body`` instead) to ``target``, which answers.
 
-        The new envelope keeps the current one's ask (``reply_to`` and
-        ``correlation_id``), ``deadline`` and causation (it serves the same
-        request: ``target``'s ledger steps are keyed by it, so a forward
-        repeated after this actor was redelivered does not run them twice),
-        and is a child of the current span in the same trace. Once it is
-        sent, this handler's return value is not the reply: ``target``'s is.
-        If ``target`` fails past its retry policy, stops with the message
-        queued or has no handler for it, the asker gets :class:`HandlerError`,
-        :class:`ActorStopped` or :class:`UnknownMessage` from ``target``, as
-        if it had asked it.
+        Akka's ``forward``. The new envelope keeps the current one's ask
+        (``reply`` / ``reply_to``, ``correlation_id``), ``deadline`` and
+        causation, and is a child of the current span. Keeping the causation
+        means it serves the same request: ``target``'s ledger steps are keyed
+        by it, so a forward repeated after this actor was redelivered does
+        not run them twice. Once sent, ``target``'s return value is the reply,
+        not this handler's; if ``target`` fails past its retry policy, stops
+        with the message queued or has no handler for it, the asker gets
+        :class:`HandlerError`, :class:`ActorStopped` or
+        :class:`UnknownMessage`, as if it had asked ``target``.
 
         A pool ref routes ``body`` as ``tell`` would. Only the first forward
-        of a delivery carries its ask; another forward of it is a tell. A
-        full mailbox is waited on (overflow ``"wait"``) until the deadline.
-        If this handler raises after forwarding, the message is retried per
-        policy as a tell (the ask went with the forward).
+        of a delivery carries its ask; another is a tell. A full mailbox is
+        waited on (overflow ``"wait"``) until the deadline. If this handler
+        raises after forwarding, the message is retried per policy as a tell.
 
         Raises:
             UsageError: called outside a handler.
@@ -267,27 +255,20 @@ class ActorContext:
         envelope = self._current("forward")
         payload = envelope.body if body is None else body
         await send_onward(envelope, target, payload, parent=None)
-        # Only now, when the ask has gone on: a failed send leaves it here.
-        envelope.reply = None
-        envelope.correlation_id = None
-        envelope.reply_to = None
+        _take_ask(envelope)  # only now: a failed send leaves the ask here
 
     def defer(self) -> Deferred:
         """Take the answer to the message being handled out of this handler.
 
         This handler's return value is then not the reply; settle the
-        returned :class:`Deferred` once, now or from a later handler:
-        ``forward`` it, ``reply`` to it or ``fail`` it. A deferred ask never
-        settled ends with the asker's ``AskTimeout``.
+        returned :class:`Deferred` once, now or from a later handler.
 
         Raises:
             UsageError: called outside a handler.
         """
         envelope = self._current("defer")
         held = msgspec.structs.replace(envelope)
-        envelope.reply = None
-        envelope.correlation_id = None
-        envelope.reply_to = None
+        _take_ask(envelope)
         return Deferred(self._cell, held)
 
     def _current(self, what: str) -> Envelope:
@@ -311,11 +292,10 @@ class ActorContext:
         """Start an actor linked to this one.
 
         The new actor is a child of this actor's supervisor (``temporary``
-        unless a spec says otherwise), and is stopped when this actor stops
-        or restarts. A supervisor spawning with ``ctx.spawn`` adds a child to
-        itself. This actor chose the name, so the new actor's principal is
-        not ``named``: only entries naming its class (a scope's owner or
-        readers, a grant) apply to it, whatever name it gets.
+        unless a spec says otherwise; a supervisor adds a child to itself),
+        stopped when this actor stops or restarts. This actor chose the name,
+        so the new actor's principal is not ``named``: only entries naming
+        its class apply to it.
 
         Raises:
             InvalidSpec: the spec or its arguments are invalid.
@@ -339,11 +319,20 @@ class ActorContext:
         return ref
 
     def send_after(self, delay: float, body: Message) -> Timer:
-        """Send ``body`` to this actor once, ``delay`` seconds from now."""
+        """Send ``body`` to this actor once, ``delay`` seconds from now.
+
+        Raises:
+            InvalidMessage: ``body`` is not a frozen, tagged message.
+        """
         return self._timer(body, delay, None)
 
     def send_every(self, interval: float, body: Message, *, first: float | None = None) -> Timer:
-        """Send ``body`` to this actor every ``interval`` seconds (first after ``first``)."""
+        """Send ``body`` to this actor every ``interval`` seconds (first after ``first``).
+
+        Raises:
+            InvalidSpec: ``interval`` is not > 0.
+            InvalidMessage: ``body`` is not a frozen, tagged message.
+        """
         if interval <= 0:
             raise InvalidSpec(f"send_every interval must be > 0, got {interval!r}")
         return self._timer(body, interval if first is None else first, interval)
@@ -358,18 +347,20 @@ class ActorContext:
         return timer
 
     def watch(self, ref: W) -> W:
-        """Get a :class:`Terminated` message once ``ref``'s actor stops for good; returns ``ref``.
+        """Get a :class:`Terminated` once ``ref``'s actor stops for good; returns ``ref``.
 
-        Sent once per watch whatever the reason (it stopped itself, was
-        stopped, or failed and was not restarted), never for a restart; at
-        once (``reason="noproc"``) if it is not running. Watching it again
-        while watched changes nothing. A :class:`PoolRef` or
-        :class:`SupervisorRef` watches the pool or supervisor itself, not a
-        worker; a worker's own ref (``Runtime.ref("pool/0")``) watches that
-        worker. A ``RemoteRef`` watches an actor on another node (see
-        ``greenroom.cluster``). The watch ends when this actor stops; it is
-        kept across its restarts. Never waits: a full mailbox delays the
-        Terminated, it does not block this call or the stopping actor.
+        One watch, one Terminated, whatever the reason (``Terminated.reason``);
+        a restart is not a termination (the same actor, mailbox and ref go
+        on). At once, with ``reason="noproc"``, if it is not running. Watching
+        it again while watched changes nothing. A :class:`PoolRef` or
+        :class:`SupervisorRef` watches the pool or supervisor itself; a
+        worker's own ref (``Runtime.ref("pool/0")``) watches that worker; a
+        ``RemoteRef`` watches an actor on another node through the node layer
+        (see ``greenroom.cluster``). The watch is kept across this actor's
+        restarts and ends when it stops. The Terminated comes through this
+        actor's mailbox like any message, after what was sent to it before,
+        durable when the mailbox is; a full mailbox delays it, never drops
+        it, and never blocks this call or the stopping actor.
 
         Raises:
             UsageError: this actor has no handler for :class:`Terminated`
@@ -386,12 +377,14 @@ class ActorContext:
             )
         if cell.mailbox.closed:
             raise ActorStopped(cell.name)
+        _check_watchable(ref, "watch")
         if isinstance(ref, ActorRef):
-            watch_cell(cell, _current_cell(ref), ref.name)
-        elif callable(getattr(ref, "_gr_watch", None)):
-            watch_remote(cell, ref)
+            target = ref._cell  # the actor of that name now: ref's cell or a later incarnation
+            watch_cell(
+                cell, cell.system.cells.get(ref.name) if target.stopped else target, ref.name
+            )
         else:
-            raise UsageError(f"ctx.watch takes an ActorRef or a RemoteRef, got {ref!r}")
+            watch_remote(cell, ref)
         return ref
 
     def unwatch(self, ref: ActorRef | Watchable) -> None:
@@ -404,12 +397,8 @@ class ActorContext:
         Raises:
             UsageError: ``ref`` is neither an ActorRef nor a RemoteRef.
         """
-        if isinstance(ref, ActorRef):
-            unwatch(self._cell, ref.name, remote=False)
-        elif callable(getattr(ref, "_gr_watch", None)):
-            unwatch(self._cell, ref.name, remote=True)
-        else:
-            raise UsageError(f"ctx.unwatch takes an ActorRef or a RemoteRef, got {ref!r}")
+        _check_watchable(ref, "unwatch")
+        unwatch(self._cell, ref.name, remote=not isinstance(ref, ActorRef))
 
     def stop(self) -> None:
         """Stop this actor normally once the current handler returns.
@@ -419,9 +408,13 @@ class ActorContext:
         self._cell.request_exit()
 
 
-def _current_cell(ref: ActorRef) -> Cell | None:
-    """The cell ``ref`` names now: its own, or a new incarnation under the same name."""
-    cell = ref._cell
-    if cell.stopped:
-        return cell.system.cells.get(ref.name)
-    return cell
+def _take_ask(envelope: Envelope) -> None:
+    """The handler of ``envelope`` no longer answers its ask: it went elsewhere."""
+    envelope.reply = None
+    envelope.correlation_id = None
+    envelope.reply_to = None
+
+
+def _check_watchable(ref: object, what: str) -> None:
+    if not isinstance(ref, ActorRef) and not callable(getattr(ref, "_gr_watch", None)):
+        raise UsageError(f"ctx.{what} takes an ActorRef or a RemoteRef, got {ref!r}")

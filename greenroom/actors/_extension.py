@@ -1,13 +1,4 @@
-"""Extensions: what a runtime adds to every actor, without the actors layer knowing it.
-
-The actors layer knows nothing of the store or of tools. A higher layer
-plugs in through an :class:`Extension`: it checks each actor class when the
-actor is spawned (a store checks the scopes the actor declares) and makes a
-per-instance service the actor reaches with ``self.ctx.service(Kind)`` (a
-store makes a contract-checked view). Services are made on first use and
-released when the instance stops or is replaced by a restart, so a restart
-starts from fresh grants and closed watches.
-"""
+"""Extensions: what a runtime adds to every actor, without the actors layer knowing it."""
 
 from __future__ import annotations
 
@@ -21,7 +12,15 @@ __all__ = ["Extension"]
 
 
 class Extension(Protocol):
-    """A plug-in of a runtime: ``Runtime(extensions=[...])``."""
+    """A plug-in of a runtime (``Runtime(extensions=[...])``) from a higher layer.
+
+    It checks each actor at spawn (a store checks the scopes the actor
+    declares) and makes a per-instance service, reached with
+    ``self.ctx.service(Kind)`` (a store makes a contract-checked view).
+    Services are made on first use and released when the instance stops or
+    is replaced by a restart, so a restart starts from fresh grants and
+    closed watches.
+    """
 
     @property
     def service_type(self) -> type:
@@ -29,11 +28,10 @@ class Extension(Protocol):
         ...
 
     def check(self, principal: Principal) -> None:
-        """Called when an actor is spawned, before it is made; raise a UsageError to refuse.
+        """Called at spawn, before the actor is made; raise a UsageError to refuse.
 
-        ``principal`` is the actor's identity as the runtime bound it (its
-        name, its class, whether the name counts); check rights against it,
-        never against a name or class name the actor could choose.
+        Check rights against ``principal``, never against a name or class
+        name the actor could choose.
         """
         ...
 

@@ -1,28 +1,13 @@
-"""Forwarding: a message handed on to another actor, which answers the original asker.
+"""Forwarding and deferral: a message answered by another actor, or later.
 
-``ctx.forward(target)`` (inside a handler) sends the message being handled
-on to ``target`` in a new envelope that keeps the ask: its ``reply_to``,
-``correlation_id`` and ``deadline``. The target's return value, or its
-failure, reaches the asker exactly as if the asker had asked the target:
-:class:`HandlerError` after the target's retries, :class:`ActorStopped` if
-it stops with the message queued, :class:`UnknownMessage` if it has no
-handler. The forwarder's own return value is then not sent (Akka's
-``forward``). The new envelope is a child span of the current one, in the
-same trace, and serves the same request: it keeps the original's
-*causation* (``Envelope.causation``), which the side-effect ledger and the
-approval gate key a handler's steps by. So a forwarder redelivered after a
-crash, which forwards again under a new envelope id, does not make the
-target run its irreversible steps again: they are answered from their
-receipts (or fail closed with ``StepInterrupted``). See
-:class:`~greenroom.Envelope` for the rules.
-
-``ctx.defer()`` takes the ask out of the running handler without sending it
-anywhere yet, as a :class:`Deferred` (OTP's ``{noreply, State}`` and its
-``From``): forward it, answer it or fail it later, from any later handler
-of the same actor. A router uses it to hold messages while their worker is
-being replaced. An ask deferred and never settled fails with
-:class:`ActorStopped` when its actor stops, or with the asker's
-:class:`AskTimeout` at its deadline, whichever comes first.
+``ctx.forward(target)`` hands the message being handled to ``target``, which
+answers the original asker (Akka's ``forward``). ``ctx.defer()`` takes the
+ask out of the running handler as a :class:`Deferred` (OTP's
+``{noreply, State}`` and its ``From``), to forward, answer or fail from any
+later handler of the same actor; a router holds messages so while their
+worker is replaced. Both keep the ask, ``deadline`` and causation, so the
+side-effect ledger and the approval gate see one request (see
+:class:`~greenroom.Envelope`).
 """
 
 from __future__ import annotations
@@ -50,12 +35,11 @@ async def send_onward(
     *,
     parent: tuple[int, int] | None,
 ) -> None:
-    """Send ``body`` to ``target`` in a new envelope carrying ``original``'s ask, deadline
-    and causation.
+    """Send ``body`` to ``target`` in a new envelope with ``original``'s ask, deadline, causation.
 
-    ``parent`` is the ``(trace_id, span_id)`` the new envelope is a child
-    of; ``None`` means the current span. A full mailbox is waited on until
-    ``original``'s deadline (without one, as ``tell`` waits).
+    The envelope is a child of ``parent`` (``(trace_id, span_id)``; ``None``:
+    the current span). A full mailbox is waited on until the deadline
+    (without one, as ``tell`` waits).
 
     Raises:
         InvalidMessage, MessageTooLarge: as ``tell``.
@@ -93,15 +77,14 @@ async def send_onward(
 class Deferred:
     """A delivery whose answer was deferred with ``ctx.defer()``: settle it exactly once.
 
-    ``forward`` hands the message on to another actor (which answers the
-    asker), ``reply`` answers the asker now, ``fail`` fails its ask with an
-    error. For a message that was told, not asked, ``forward`` is a tell,
-    ``reply`` does nothing and ``fail`` makes it a dead letter
-    (``"undeliverable"``), since nobody waits to hear of it.
+    ``forward`` it to another actor (which answers), ``reply`` to it now, or
+    ``fail`` its ask. For a told message, ``forward`` is a tell, ``reply``
+    does nothing and ``fail`` makes it a dead letter (``"undeliverable"``).
 
-    A deferred ask that is never settled ends with the asker's
-    :class:`AskTimeout`; an actor that holds deferrals should settle them in
-    ``on_stop`` (``fail(ActorStopped(...))``), which also runs before a restart.
+    An ask never settled fails with :class:`ActorStopped` when its actor
+    stops for good (if the Deferred is still held), or with the asker's
+    :class:`AskTimeout` at its deadline, whichever comes first. A restart
+    settles nothing: settle in ``on_stop`` what the next instance will not.
     """
 
     __slots__ = ("__weakref__", "_cell", "_envelope", "_settled")
@@ -143,9 +126,8 @@ class Deferred:
     async def forward(self, target: ActorRef, body: object | None = None) -> None:
         """Hand the message (or ``body`` instead) to ``target``, which answers the asker.
 
-        The new envelope is a child of the deferred delivery's span and
-        keeps its deadline. If sending fails, the deferral stays unsettled:
-        forward it elsewhere, or ``fail`` it.
+        As ``ActorContext.forward``, the new envelope a child of the deferred
+        delivery's span. A failed send leaves the deferral unsettled.
 
         Raises:
             UsageError: it was settled already.
@@ -170,8 +152,7 @@ class Deferred:
         self._cell.system.reply(self._envelope, value)
 
     def fail(self, error: BaseException) -> None:
-        """Fail the asker's ask with ``error`` (raised from its ``ask``); a told message
-        becomes a dead letter with ``error``.
+        """Fail the ask with ``error`` (raised from the asker's ``ask``), or dead-letter a tell.
 
         Raises:
             UsageError: it was settled already.

@@ -63,12 +63,10 @@ class Pool(Supervisor):
         )
 
     def _children_changed(self) -> None:
-        self._workers = [c.cell for c in self.children.values() if c.cell is not None]
+        live = [(c.id, c.cell) for c in self.children.values() if c.cell is not None]
+        self._workers = [cell for _, cell in live]
         if self.pool_spec.routing == "consistent_hash":
-            points: list[tuple[int, Cell]] = []
-            for child in self.children.values():
-                if child.cell is not None:
-                    points.extend((_hash64(f"{child.id}#{v}"), child.cell) for v in range(_VNODES))
+            points = [(_hash64(f"{i}#{v}"), cell) for i, cell in live for v in range(_VNODES)]
             points.sort(key=operator.itemgetter(0))
             self._ring = [p[0] for p in points]
             self._ring_cells = [p[1] for p in points]
@@ -88,7 +86,7 @@ class Pool(Supervisor):
             self._rr += 1
             return workers[self._rr % len(workers)]
         if routing == "least_loaded":
-            return min(workers, key=_load)
+            return min(workers, key=lambda cell: len(cell.mailbox) + (cell.current is not None))
         assert self._key is not None
         try:
             key = self._key(body)
@@ -109,13 +107,7 @@ class Pool(Supervisor):
                 tg.start_soon(self._stop_child, child)
 
     async def start_child(self, spec: Spec, *, named: bool = False) -> StartedChild:
-        """Add one worker; only a :class:`ChildSpec` of the pool's worker class is accepted.
-
-        Raises:
-            InvalidSpec: ``spec`` is not a worker this pool can route to.
-            ChildAlreadyStarted, ChildAlreadyPresent, ChildStartFailed: as for
-                :meth:`Supervisor.start_child`.
-        """
+        """Add one worker: only a :class:`ChildSpec` of the pool's worker class is accepted."""
         worker = self.pool_spec.worker.actor
         if not isinstance(spec, ChildSpec) or not issubclass(spec.actor, worker):
             got = spec.actor.__qualname__ if isinstance(spec, ChildSpec) else type(spec).__name__
@@ -137,10 +129,6 @@ class Pool(Supervisor):
             await self._stop_child(child)
             del self.children[child.id]
         self._children_changed()
-
-
-def _load(cell: Cell) -> int:
-    return len(cell.mailbox) + (cell.current is not None)
 
 
 class PoolRef(SupervisorRef):

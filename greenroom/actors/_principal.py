@@ -1,17 +1,14 @@
-"""Principals: who an actor is, as its runtime bound it at spawn, and the entries that name one.
+"""Principals (who an actor is, as its runtime bound it at spawn) and the entries that name one.
 
 The store's contracts and the tools' grants name who may do what with
-*entries*: an actor class, or an actor name. Both are checked against the
-:class:`Principal` the runtime made when it spawned the actor, never against
-a string the actor supplies:
+*entries*, checked against the :class:`Principal` the runtime made, never
+against a string the actor supplies:
 
-- A class entry (the class itself, or a string that, in the module declaring
-  the entry, is that class) matches an actor of exactly that class, compared
-  by identity: another class that happens to have the same ``__qualname__``
-  (or sets it) is not that class, and neither is a subclass.
-- A name entry (any other string) matches an actor of that name only when
-  the *application* gave the name (``Principal.named``): an actor that an
-  actor spawned was named by that actor, so a name entry never applies to it.
+- A class entry (the class, or a string that is that class in the module
+  declaring the entry) matches an actor of exactly that class, by identity:
+  not a subclass, nor another class with the same ``__qualname__``.
+- A name entry (any other string) matches an actor of that name only if
+  the application gave the name (``Principal.named``).
 """
 
 from __future__ import annotations
@@ -22,32 +19,30 @@ from types import FrameType
 
 import msgspec
 
+from greenroom.actors._actor import Actor
+
 __all__ = ["Entry", "Principal"]
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Who an actor is: its name, its class, and whether its name was the application's to give.
 
-    The runtime makes one for every actor when it spawns it and keeps it
-    across restarts; ``self.ctx.principal`` shows it, and runtime extensions
-    (the store's :class:`~greenroom.store.StoreAccess`, the tools'
-    :class:`~greenroom.tools.ToolAccess`) check it. An actor cannot change
-    it through the API: not by the name it spawns itself under, not by its
-    class's ``__qualname__``.
+    Made by the runtime at spawn and kept across restarts (``self.ctx.principal``);
+    extensions (``StoreAccess``, ``ToolAccess``) check it. An actor cannot change
+    it through the API, by the name it spawns under or by its ``__qualname__``.
 
     Attributes:
         name: the actor's name, unique in its runtime (``"desk/workers/3"``).
         actor_type: the class the runtime spawned; ``None`` for a principal
             that is not an actor (a :class:`~greenroom.store.StoreView` made
             by hand, in a test or a script).
-        named: whether entries that name the actor by its *name* apply to it.
-            True when the application spawned it: ``Runtime.spawn``, a
-            ``SupervisorRef`` call, or a supervisor or pool spec it passed,
-            called from outside any actor's code. False when an actor's code
-            spawned it (``ctx.spawn``, or ``Runtime.spawn`` or a
-            ``SupervisorRef`` call made in a handler, hook or a task it
-            started): that actor chose the name. Entries naming the class
-            apply either way. Default True (for principals made by hand).
+        named: whether entries naming the actor by its *name* apply to it:
+            True when the application spawned it (``Runtime.spawn``, a
+            ``SupervisorRef`` call, or a spec it passed, from outside any
+            actor's code); False when an actor's code did (``ctx.spawn``, or
+            those calls from a handler, hook or task of an actor), since that
+            actor chose the name. Class entries apply either way. Default
+            True (for principals made by hand).
     """
 
     name: str
@@ -65,15 +60,12 @@ def _path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _in_greenroom(module: object) -> bool:
-    return isinstance(module, str) and (module == "greenroom" or module.startswith("greenroom."))
-
-
 def declaring_namespace() -> Mapping[str, object] | None:
     """The globals of the first caller outside greenroom: the module declaring an entry."""
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
-        if not _in_greenroom(frame.f_globals.get("__name__")):
+        module = frame.f_globals.get("__name__")
+        if not (isinstance(module, str) and module.split(".")[0] == "greenroom"):
             return frame.f_globals
         frame = frame.f_back
     return None
@@ -82,10 +74,9 @@ def declaring_namespace() -> Mapping[str, object] | None:
 class Entry:
     """An owner or reader of a scope, or the key of a grant: an actor class or an actor name.
 
-    Made with :meth:`declared` where the scope or the grants are declared,
-    so that a string like ``"DeskWorker"`` is looked up later (when actors
-    are spawned, after their classes exist) in the module that declared it.
-    Internal to greenroom.
+    Made with :meth:`declared` where the scope or grants are declared, so a
+    string like ``"DeskWorker"`` is looked up later (at spawn, once the class
+    exists) in the module that declared it.
     """
 
     __slots__ = ("_class", "_namespace", "text")
@@ -108,8 +99,6 @@ class Entry:
         """
         if self._class is not None:
             return self._class
-        from greenroom.actors._actor import Actor
-
         namespace = self._namespace
         if namespace is None:
             return None

@@ -60,25 +60,22 @@ async def serve(
                 await setup(rt)
             if ready is not None:
                 ready(rt)
-            received: list[int] = []
+            received: int | None = None
             async with anyio.create_task_group() as tg:
-
-                async def wait_signal() -> None:
-                    async for signum in stream:
-                        received.append(signum)
-                        break
-                    tg.cancel_scope.cancel()
 
                 async def wait_failure() -> None:
                     await rt.wait_stopped()
-                    tg.cancel_scope.cancel()
+                    tg.cancel_scope.cancel()  # cancels the wait for a signal below
 
-                tg.start_soon(wait_signal)
                 tg.start_soon(wait_failure)
-        if received:
+                async for signum in stream:
+                    received = signum
+                    break
+                tg.cancel_scope.cancel()
+        if received is not None:
             logger.bind(event="shutdown").info(
                 "signal {signal}: draining for up to {timeout} s",
-                signal=received[0],
+                signal=received,
                 timeout=drain_timeout,
             )
             drained = await rt.drain(drain_timeout)

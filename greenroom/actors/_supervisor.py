@@ -1,68 +1,54 @@
-"""The supervisor: start, stop, restart and escalate, with the OTP ``supervisor``'s rules.
+"""The supervisor: start, stop, restart and escalate by the rules of OTP's ``supervisor``.
 
-Rules a user can rely on (OTP's, unless listed under *Differences*):
-
-* Children start in spec order; if one fails to start, those already
-  started are stopped again, in reverse order, and the start fails with
-  :class:`ChildStartFailed`. A child whose ``on_start`` returns ``IGNORE`` is
-  kept as ``"ignored"`` (not running); a temporary one is not kept at all.
+* Children start in spec order; a failed start stops those already started
+  (in reverse order) and raises :class:`ChildStartFailed`. A child whose
+  ``on_start`` returns ``IGNORE`` is kept as ``"ignored"``; a temporary one
+  is not kept.
 * Children stop in reverse start order, each within its ``shutdown``: one
-  grace period for its current handler and ``on_stop`` together, then it is
-  cancelled; ``"brutal_kill"`` cancels at once. A worker's default is 5 s, a
-  supervisor's or pool's ``math.inf`` (it waits for its own subtree). A
-  pool's workers (OTP's dynamic children) are stopped concurrently.
-* A child that exits is restarted per its restart type: ``permanent``
-  always, ``transient`` only after a failure (not after ``ctx.stop()``),
-  ``temporary`` never; a temporary child is forgotten (gone from
-  ``which_children``) whenever it exits, for whatever reason.
-* The strategy picks the group a restart covers: the child alone
-  (``one_for_one``), every child (``one_for_all``), or the child and those
-  started after it (``rest_for_one``). The group is stopped in reverse start
-  order, then started in start order. Temporary members are stopped and
-  forgotten, not restarted. As OTP does, a non-temporary member that is not
-  running (stopped by ``terminate_child``, exited normally, or ignored) is
-  started again with the group (``supervisor.erl``: ``terminate_children``
-  marks every kept child not running and ``start_children`` starts each);
-  ``restart_child`` also starts it again.
-* Every restart counts toward the intensity: more than ``max_restarts``
-  within ``within`` seconds (monotonic clock) and the supervisor stops all
-  its children and fails with :class:`Escalated`. For its own supervisor
-  that is OTP's exit with reason ``shutdown``: a permanent supervisor child
-  is restarted, a transient or temporary one is not (it stays ``"stopped"``,
-  or is forgotten), and a significant one counts for auto-shutdown.
-* A significant child's exit shuts the supervisor down per
-  ``auto_shutdown`` (``any_significant``: the first; ``all_significant``:
-  the last) when the child is not restarted: a transient one that exits
-  normally, a temporary one whatever its exit. ``terminate_child`` and a
-  group restart never trigger it; a non-significant child never does.
-* Stopping a supervisor drops the work it had queued and cancels a pending
-  delayed restart, so a supervisor in a restart loop stops promptly.
-* Child admin (see :class:`SupervisorRef`): ``start_child`` (returns
-  :class:`StartedChild`; :class:`ChildAlreadyStarted` /
-  :class:`ChildAlreadyPresent`), ``terminate_child`` (idempotent),
-  ``restart_child`` and ``delete_child`` (:class:`ChildRunning` for a child
-  running or restarting), ``get_childspec``, ``count_children``,
-  ``which_children``; an unknown id is :class:`ChildNotFound`.
+  grace period for its handler and ``on_stop`` together, then cancellation
+  (``"brutal_kill"``: at once). Default: 5 s for a worker, ``math.inf`` for a
+  supervisor or pool (it waits for its subtree). A pool's workers (OTP's
+  dynamic children) stop concurrently.
+* Restart types: ``permanent`` always, ``transient`` only after a failure
+  (not after ``ctx.stop()``), ``temporary`` never, and forgotten (gone from
+  ``which_children``) whenever it exits.
+* The strategy picks the group a restart covers: the child
+  (``one_for_one``), every child (``one_for_all``), or it and those started
+  after it (``rest_for_one``). The group stops in reverse start order, then
+  starts in start order. Temporary members are stopped and forgotten; a kept
+  member that was not running (terminated, exited normally, ignored) starts
+  with the group, as ``supervisor.erl`` does.
+* More than ``max_restarts`` restarts within ``within`` seconds (monotonic
+  clock) stop all children and fail the supervisor with :class:`Escalated`,
+  which its parent takes as OTP's exit ``shutdown``: only a permanent
+  supervisor child is restarted, and a significant one counts for
+  auto-shutdown.
+* ``auto_shutdown`` reacts to a significant child that is not restarted (a
+  transient one exiting normally, a temporary one on any exit):
+  ``any_significant`` at the first, ``all_significant`` at the last; never
+  to ``terminate_child`` or a group restart.
+* Stopping a supervisor drops its queued work and a pending delayed
+  restart, so one in a restart loop stops promptly.
+* Child admin is OTP's full set, on :class:`SupervisorRef`.
 
 Differences from OTP, on purpose:
 
-* A failed handler's message is settled by the child's cell, not here
-  (``Cell.fail``): retried per the child's ``RetryPolicy`` or dead-lettered.
-  The supervisor only decides the restart, waiting at least the retry's
-  backoff. OTP has no messages that outlive a process.
+* A failed handler's message is settled by the child's cell (``Cell.fail``:
+  retried per its ``RetryPolicy`` or dead-lettered); the supervisor only
+  decides the restart, waiting at least the retry's backoff. OTP has no
+  messages that outlive a process.
 * A restarted child keeps its mailbox, so the messages queued behind a
   failure reach its successor in order (an OTP restart is a new pid).
 * A restart waits ``SupervisorSpec.backoff`` (jitter included), growing with
-  the restarts in the window; OTP restarts at once (``Backoff`` of zeros).
+  the restarts in the window; OTP restarts at once (a ``Backoff`` of zeros).
 * Defaults: ``max_restarts=10`` within ``within=10.0`` s (OTP: 1 within 5):
   one failure here is often a retried message, not a crashed process.
-* Times are seconds (floats), not milliseconds; ``math.inf`` is ``infinity``.
-  asyncio cancellation is a request, not ``kill``: a cancelled handler gets
-  a brief unwind (``Cell.halt``) and is not awaited beyond it.
-* There is no ``simple_one_for_one``: a pool (``PoolSpec``) is its analogue,
-  but its workers have ids (``"0"``, ``"1"``...) and so accept
-  ``restart_child`` and ``delete_child``; it accepts only workers of its
-  worker class.
+* Times are seconds (floats); ``math.inf`` is ``infinity``. asyncio
+  cancellation is a request, not ``kill``: a cancelled handler gets a brief
+  unwind (``Cell.halt``) and is not awaited beyond it.
+* No ``simple_one_for_one``: a pool (``PoolSpec``) is its analogue, but its
+  workers have ids (``"0"``, ``"1"``...), so they accept ``restart_child``
+  and ``delete_child``; it takes only workers of its worker class.
 * ``ctx.stop()`` is OTP's exit ``normal``; there is no ``{shutdown, Term}``.
   ``auto_shutdown`` stops the children, then the supervisor exits normally.
 """
@@ -73,7 +59,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Literal, NamedTuple
 
 import msgspec
@@ -108,7 +94,7 @@ class ChildInfo(msgspec.Struct, frozen=True, kw_only=True):
         id: the child's id among its siblings.
         name: its registered name.
         kind: ``"worker"``, ``"supervisor"`` or ``"pool"``.
-        status: ``"running"``, ``"restarting"``, ``"stopped"`` or ``"ignored"``.
+        status: a :data:`ChildStatus`.
         restart: its restart type.
         failures: how often its handlers failed since it was started.
         depth: messages waiting in its mailbox.
@@ -124,7 +110,7 @@ class ChildInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ChildCounts(msgspec.Struct, frozen=True, kw_only=True):
-    """OTP's ``count_children``: how many child specs, running children, supervisors, workers.
+    """OTP's ``count_children``.
 
     Attributes:
         specs: every child the supervisor keeps, running or not.
@@ -163,6 +149,11 @@ class Child:
         self.cell: Cell | None = None
         self.status: ChildStatus = "stopped"
 
+    def mark_stopped(self) -> None:
+        self.cell = None
+        if self.status != "ignored":
+            self.status = "stopped"
+
     @property
     def kind(self) -> ChildKind:
         spec = self.spec
@@ -188,10 +179,9 @@ class Child:
 
 
 class Supervisor(Actor):
-    """An actor whose work is its children. Built from a :class:`SupervisorSpec`.
+    """An actor whose work is its children, built from a :class:`SupervisorSpec`.
 
-    Its management methods (``start_child`` and the others) run in its own
-    task; call them through :class:`SupervisorRef`.
+    Its admin methods run in its own task: call them through :class:`SupervisorRef`.
     """
 
     def __init__(self, spec: SupervisorSpec) -> None:
@@ -223,8 +213,7 @@ class Supervisor(Actor):
 
     def _stopping(self) -> bool:
         """Whether this supervisor is being stopped: it starts and restarts nothing more."""
-        state = self.ctx._cell.state
-        return state is State.STOPPING or state is State.RESTARTING or state is State.STOPPED
+        return self.ctx._cell.state in (State.STOPPING, State.RESTARTING, State.STOPPED)
 
     async def _add(
         self, spec: Spec, *, rollback: bool, named: bool | None = None, child_id: str | None = None
@@ -296,22 +285,17 @@ class Supervisor(Actor):
             await self._stop_child(child)
 
     async def _stop_child(self, child: Child) -> None:
-        cell = child.cell
-        if cell is not None:
-            await cell.stop()  # if cut short, the cell stays for _gr_kill to find
-        child.cell = None
-        if child.status != "ignored":
-            child.status = "stopped"
+        if child.cell is not None:
+            await child.cell.stop()  # if cut short, the cell stays for _gr_kill to find
+        child.mark_stopped()
 
     def _gr_kill(self) -> None:
         """Our stop ran out of time: stop every child at once, without waiting."""
         for child in reversed(self.children.values()):
             cell = child.cell
-            child.cell = None
+            child.mark_stopped()
             if cell is not None:
                 cell.kill()
-            if child.status != "ignored":
-                child.status = "stopped"
 
     def _children_changed(self) -> None:
         """Hook for subclasses that keep derived state (pools keep a routing table)."""
@@ -319,10 +303,11 @@ class Supervisor(Actor):
     # -- exits (system messages, run in this supervisor's task) -----------
 
     def _find(self, cell: Cell, instance: Actor | None) -> Child | None:
-        """The record of ``cell`` if ``instance`` is still its current instance."""
+        """The record of ``cell`` if ``instance`` is still its current one (none while stopping)."""
         child = cell.child
         if (
-            isinstance(child, Child)
+            not self._stopping()
+            and isinstance(child, Child)
             and child.cell is cell
             and self.children.get(child.id) is child
             and (instance is None or cell.actor is instance)
@@ -338,13 +323,11 @@ class Supervisor(Actor):
         delay_floor: float = 0.0,
         failed_at: tuple[int, int] | None = None,
     ) -> None:
-        """``cell`` failed with ``error`` (its message is settled already, see ``Cell.fail``).
+        """``cell`` failed (its message is settled already, see ``Cell.fail``).
 
-        ``delay_floor`` is the retry backoff of that message, the least the
-        restart waits; ``failed_at`` the span it failed in.
+        ``delay_floor`` is that message's retry backoff, the least the restart
+        waits; ``failed_at`` the span it failed in.
         """
-        if self._stopping():
-            return
         child = self._find(cell, instance)
         if child is None:
             return  # that instance was replaced already (a group restart): nothing to restart
@@ -353,23 +336,16 @@ class Supervisor(Actor):
             "{actor} failed: {error}", actor=cell.name, error=f"{info.type}: {info.message}"
         )
         restart = child.spec.restart
-        if isinstance(error, Escalated) and child.kind != "worker":
-            # OTP: a supervisor past its intensity exits with reason `shutdown`,
-            # which restarts only a permanent child.
-            if restart == "permanent":
-                await self._restart(child, info, delay_floor, failed_at)
-            else:
-                await self._retire(child, significant=True)
-            return
-        if restart == "temporary":
+        # OTP: a supervisor past its intensity exits with reason `shutdown`,
+        # which restarts only a permanent child.
+        shutdown = isinstance(error, Escalated) and child.kind != "worker"
+        if restart == "temporary" or (shutdown and restart == "transient"):
             await self._retire(child, significant=True)
-            return
-        await self._restart(child, info, delay_floor, failed_at)
+        else:
+            await self._restart(child, info, delay_floor, failed_at)
 
     async def _child_exited(self, cell: Cell, instance: Actor | None = None) -> None:
         """``cell`` stopped itself (``ctx.stop()``): OTP's exit ``normal``."""
-        if self._stopping():
-            return
         child = self._find(cell, instance)
         if child is None:
             return
@@ -380,10 +356,10 @@ class Supervisor(Actor):
             await self._retire(child, significant=True)
 
     async def _retire(self, child: Child, *, significant: bool) -> None:
-        """A child that is not restarted: stop it; forget it if temporary.
+        """Stop a child that is not restarted; forget it if temporary.
 
-        ``significant``: its exit counts for auto-shutdown (not so when a
-        group restart stops a temporary sibling, as in OTP).
+        ``significant``: its exit counts for auto-shutdown (not when a group
+        restart stops a temporary sibling or ``terminate_child`` stops it, as in OTP).
         """
         await self._stop_child(child)
         if child.spec.restart == "temporary" and self.children.get(child.id) is child:
@@ -497,7 +473,9 @@ class Supervisor(Actor):
             except Exception as exc:
                 # OTP's try_again: the restart is retried as a new failure,
                 # counted toward the intensity, after this item.
-                own.post_system(SysItem(_restart_failed(member, exc)))
+                own.post_system(
+                    SysItem(partial(Supervisor._retry_restart, child=member, error=exc))
+                )
                 continue
             logger.bind(actor=member.name, event="child_restarted").info(
                 "{actor} restarted", actor=member.name
@@ -521,13 +499,16 @@ class Supervisor(Actor):
         )
         await self._restart(child, info, 0.0)
 
-    # -- management (system items with a future; see SupervisorRef) -------
+    # -- child admin (system items with a future; documented on SupervisorRef)
 
-    def _get(self, child_id: str) -> Child:
+    def _get(self, child_id: str, *, if_running: str | None = None) -> Child:
+        """The child with that id; with ``if_running`` (the fix), one not running."""
         child = self.children.get(child_id)
-        if child is not None:
-            return child
-        raise ChildNotFound(self.ctx.name, child_id, tuple(self.children))
+        if child is None:
+            raise ChildNotFound(self.ctx.name, child_id, tuple(self.children))
+        if if_running is not None and child.live:
+            raise ChildRunning(self.ctx.name, child_id, child.status, if_running)
+        return child
 
     async def start_child(self, spec: Spec, *, named: bool = False) -> StartedChild:
         """Start one more child from ``spec``, after the others; its id and ref.
@@ -553,56 +534,24 @@ class Supervisor(Actor):
         return StartedChild(child.id, ref)
 
     async def terminate_child(self, child_id: str) -> None:
-        """Stop a child and keep its spec (a temporary child is forgotten); a no-op if stopped.
-
-        Raises:
-            ChildNotFound: no child has that id.
-        """
-        child = self._get(child_id)
-        await self._stop_child(child)
-        if child.spec.restart == "temporary":
-            del self.children[child_id]
-        self._children_changed()
+        """Stop a child and keep its spec (a temporary child is forgotten); a no-op if stopped."""
+        await self._retire(self._get(child_id), significant=False)
 
     async def restart_child(self, child_id: str) -> ActorRef:
-        """Start a stopped (or ignored) child again from its spec, in its place; its ref.
-
-        Raises:
-            ChildNotFound: no child has that id.
-            ChildRunning: the child is running or restarting.
-            ChildStartFailed: its constructor or ``on_start`` raised.
-        """
-        child = self._get(child_id)
-        if child.live:
-            raise ChildRunning(
-                self.ctx.name,
-                child_id,
-                child.status,
-                "terminate_child it first to start it afresh",
-            )
+        """Start a stopped (or ignored) child again from its spec, in its place; its ref."""
+        child = self._get(child_id, if_running="terminate_child it first to start it afresh")
         ref = await self._start(child)
         self._children_changed()
         return ref
 
     async def delete_child(self, child_id: str) -> None:
-        """Forget a stopped child's spec; its id is free again.
-
-        Raises:
-            ChildNotFound: no child has that id.
-            ChildRunning: the child is running or restarting.
-        """
-        child = self._get(child_id)
-        if child.live:
-            raise ChildRunning(self.ctx.name, child_id, child.status, "terminate it first")
+        """Forget a stopped child's spec; its id is free again."""
+        self._get(child_id, if_running="terminate it first")
         del self.children[child_id]
         self._children_changed()
 
     async def get_childspec(self, child_id: str) -> Spec:
-        """The spec the child with ``child_id`` is started from (its ``id`` filled in).
-
-        Raises:
-            ChildNotFound: no child has that id.
-        """
+        """The spec the child is started from (its ``id`` filled in)."""
         child = self._get(child_id)
         spec = child.spec
         if isinstance(spec, ChildSpec) and spec.id is None:
@@ -610,7 +559,7 @@ class Supervisor(Actor):
         return spec
 
     async def count_children(self) -> ChildCounts:
-        """OTP's ``count_children``: specs, active children, supervisors and workers."""
+        """OTP's ``count_children``."""
         children = list(self.children.values())
         workers = sum(1 for c in children if c.kind == "worker")
         return ChildCounts(
@@ -623,12 +572,3 @@ class Supervisor(Actor):
     async def which_children(self) -> list[ChildInfo]:
         """The children in start order, with their status."""
         return [c.info() for c in self.children.values()]
-
-
-def _restart_failed(child: Child, error: Exception) -> Callable[[Supervisor], Awaitable[None]]:
-    """A system item that retries the restart of ``child``, which raised ``error``."""
-
-    def item(sup: Supervisor) -> Awaitable[None]:
-        return sup._retry_restart(child, error)
-
-    return item

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from greenroom.actors._cell import acting
 from greenroom.actors._ref import ActorRef
@@ -13,27 +14,26 @@ if TYPE_CHECKING:
 
 __all__ = ["SupervisorRef"]
 
+T = TypeVar("T")
+
 
 class SupervisorRef(ActorRef):
-    """A ref to a supervisor: OTP's ``start_child``, ``terminate_child``,
-    ``restart_child``, ``delete_child``, ``get_childspec``, ``count_children``
-    and ``which_children``.
+    """A ref to a supervisor, with OTP's child admin calls.
 
     Each call runs in the supervisor's own task, in order with the failures
-    it handles, and waits at most ``timeout`` seconds.
-
-    Raises (every method): ActorStopped if the supervisor is stopped (or
-    stops before the call runs); AskTimeout past ``timeout``. The errors of
-    a child id (:class:`ChildNotFound`, :class:`ChildRunning`,
-    :class:`ChildAlreadyStarted`, :class:`ChildAlreadyPresent`) are all
-    :class:`InvalidSpec`.
+    it handles, and waits at most ``timeout`` seconds. Every method raises
+    ActorStopped if the supervisor is stopped (or stops before the call
+    runs) and AskTimeout past ``timeout``. The child-id errors
+    (:class:`ChildNotFound`, :class:`ChildRunning`, :class:`ChildAlreadyStarted`,
+    :class:`ChildAlreadyPresent`) are all :class:`InvalidSpec`.
     """
 
     __slots__ = ()
 
-    async def _call(self, fn: Any, timeout: float) -> Any:
+    async def _call(self, fn: Callable[[Any], Awaitable[T]], timeout: float) -> T:
         cell = ActorRef._target(self, None)
-        return await cell.system.call_supervisor(cell, fn, timeout)
+        result: T = await cell.system.call_supervisor(cell, fn, timeout)
+        return result
 
     async def start_child(self, spec: Spec, *, timeout: float = 5.0) -> StartedChild:
         """Start a new child from ``spec`` after the others; its id and ref.
@@ -52,10 +52,7 @@ class SupervisorRef(ActorRef):
             ChildStartFailed: its constructor or ``on_start`` raised.
         """
         named = acting.get() is None
-        started: StartedChild = await self._call(
-            lambda sup: sup.start_child(spec, named=named), timeout
-        )
-        return started
+        return await self._call(lambda sup: sup.start_child(spec, named=named), timeout)
 
     async def terminate_child(self, child_id: str, *, timeout: float = 30.0) -> None:
         """Stop a child within its ``shutdown``; its spec is kept (a temporary child's is not).
@@ -77,8 +74,7 @@ class SupervisorRef(ActorRef):
             ChildRunning: it is running or restarting.
             ChildStartFailed: its constructor or ``on_start`` raised.
         """
-        ref: ActorRef = await self._call(lambda sup: sup.restart_child(child_id), timeout)
-        return ref
+        return await self._call(lambda sup: sup.restart_child(child_id), timeout)
 
     async def delete_child(self, child_id: str, *, timeout: float = 5.0) -> None:
         """Forget the spec of a stopped child; the id is free again.
@@ -95,18 +91,15 @@ class SupervisorRef(ActorRef):
         Raises:
             ChildNotFound: no child has that id.
         """
-        spec: Spec = await self._call(lambda sup: sup.get_childspec(child_id), timeout)
-        return spec
+        return await self._call(lambda sup: sup.get_childspec(child_id), timeout)
 
     async def count_children(self, *, timeout: float = 5.0) -> ChildCounts:
         """How many child specs, running children, supervisors and workers it has."""
-        counts: ChildCounts = await self._call(lambda sup: sup.count_children(), timeout)
-        return counts
+        return await self._call(lambda sup: sup.count_children(), timeout)
 
     async def which_children(self, *, timeout: float = 5.0) -> list[ChildInfo]:
         """The children in start order, with status, failures and mailbox depth."""
-        result: list[ChildInfo] = await self._call(lambda sup: sup.which_children(), timeout)
-        return result
+        return await self._call(lambda sup: sup.which_children(), timeout)
 
     async def resize(self, size: int, *, timeout: float = 30.0) -> None:
         """For a pool: grow or shrink to ``size`` workers.

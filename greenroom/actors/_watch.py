@@ -1,40 +1,11 @@
 """Death watch: ``ctx.watch(ref)`` and the :class:`Terminated` message it brings.
 
-The rules, after Akka/Pekko's DeathWatch and Erlang's monitors:
-
-* One watch, one :class:`Terminated`: the watcher gets it once, when the
-  watched actor stops for good, for any reason: it stopped itself
-  (``"normal"``), it was stopped (``"stopped"``: by its supervisor,
-  ``Runtime.stop``, a shutdown, or the actor that spawned it stopping), or it
-  failed and was not restarted (``"failed"``, with the error: a temporary or
-  transient child that failed, the failure that made its supervisor give
-  up, a restart whose ``on_restart`` raised, or a failed actor stopped while
-  its restart was pending). A restart is not a termination: the same
-  actor, with the same mailbox and ref, goes on (as in Akka).
-* Watching an actor that is not running (stopped already, or a name never
-  spawned) delivers ``Terminated(reason="noproc")`` at once, as Erlang's
-  ``DOWN`` with ``noproc``.
-* Watching an actor twice is one watch: one :class:`Terminated`.
-  :meth:`~greenroom.ActorContext.unwatch` forgets the watch: a Terminated not
-  sent yet is never sent. One sent already (the actor had stopped) may
-  still be in the mailbox, as after Erlang's ``demonitor`` without
-  ``flush``.
-* A watcher's watches end with it: when it stops it is removed from every
-  actor it watched, so nothing is sent to its closed mailbox and nothing is
-  kept. Its watches are kept across its restarts (the cell is kept).
-* The watcher must handle :class:`Terminated` (a handler for it, or for a
-  base class of it): ``watch`` raises :class:`UsageError` otherwise. Akka
-  fails the watcher with ``DeathPactException`` when the message arrives;
-  greenroom refuses the watch up front, where the fix is plain. A watcher
-  that wants the death pact raises in its handler.
-* :class:`Terminated` goes through the watcher's mailbox like any message:
-  after what was sent to it before, in its own envelope, durable when the
-  mailbox is. A full mailbox is waited on (the notification is never dropped
-  for lack of room, and never fails the stopping actor).
-
-Remote refs (``greenroom.cluster``) take part through :class:`Watchable`:
-the node layer tells the watcher when the actor stops on its node, or when
-that node is lost (``"node_lost"``, after its ``takeover`` time).
+The rules, after Akka/Pekko's DeathWatch and Erlang's monitors, are on
+``ActorContext.watch``. One difference from Akka, on purpose: a watcher
+without a handler for :class:`Terminated` is refused at ``watch``
+(:class:`UsageError`, where the fix is plain) instead of failing with
+``DeathPactException`` when the message comes; a watcher that wants the
+death pact raises in its handler.
 
 State lives on the cells (``Cell.watches``, made on first use), not in a
 registry: a cell that is never watched and never fails pays one slot.
@@ -82,10 +53,13 @@ class Terminated(Message, frozen=True, kw_only=True, tag="greenroom.Terminated")
         reason: ``"normal"``: it stopped itself (``ctx.stop()``);
             ``"stopped"``: it was stopped (by its supervisor, ``Runtime.stop``,
             a shutdown, or the actor that spawned it stopping); ``"failed"``:
-            it failed and was not restarted (``error`` says how);
-            ``"noproc"``: it was not running when watched; ``"node_lost"``:
-            the node hosting it stopped heartbeating for its ``takeover``
-            time (remote watch only).
+            it failed and was not restarted (a temporary or transient child
+            that failed, the failure that made its supervisor give up, a
+            restart whose ``on_restart`` raised, or a failed actor stopped
+            while its restart was pending); ``"noproc"``: it was not running
+            when watched (stopped, or never spawned); ``"node_lost"``: the
+            node hosting it stopped heartbeating for its ``takeover`` time
+            (remote watch only).
         error: the failure, for ``"failed"`` (type and message; the
             traceback is in the log and the dead letter).
         node: the node that hosted it (remote watch only).
@@ -159,12 +133,8 @@ def _watches(cell: Cell) -> Watches:
 
 
 def note_end(cell: Cell, error: Exception | None) -> None:
-    """The current instance of ``cell`` failed with ``error`` (``None``: asked to stop).
-
-    Called from ``Cell.fail``, ``Cell.request_exit`` and a failed
-    ``Cell.restart``: if the cell closes before another instance runs, this
-    is the reason its watchers get.
-    """
+    """``cell``'s instance failed (``error``) or asked to stop (``None``): the reason
+    its watchers get if it closes before another instance runs."""
     watches = _watches(cell)
     watches.ended_by = cell.actor
     if error is None:
@@ -233,10 +203,7 @@ def _forget(watcher: Cell, key: WatchKey, watched: Cell | _Remote) -> None:
 
 
 def cell_closed(cell: Cell) -> None:
-    """``cell`` stopped for good: tell its watchers, and end its own watches.
-
-    Called once from ``Cell.close``. Never raises and never waits.
-    """
+    """``cell`` stopped for good: tell its watchers and end its own watches (never waits)."""
     watches = cell.watches
     if watches is None:
         return

@@ -257,6 +257,27 @@ def test_serve_drains_and_stops_the_tree_on_sigterm(tmp_path: Path) -> None:
     assert lines
 
 
+class Boom(gr.Message):
+    pass
+
+
+class Fragile(gr.Actor):
+    @gr.handler
+    async def boom(self, msg: Boom) -> None:
+        raise RuntimeError("boom")
+
+
+@pytest.mark.anyio
+async def test_serve_returns_with_the_root_error_when_the_root_gives_up() -> None:
+    async def setup(rt: gr.Runtime) -> None:
+        ref = await rt.spawn(Fragile, name="fragile")
+        await ref.tell(Boom())
+
+    # No signal ever comes: serve must end on the root's failure alone.
+    with anyio.fail_after(10), pytest.raises(gr.Escalated, match="root gave up"):
+        await gr.serve(setup, config=gr.RuntimeConfig(root_max_restarts=0))
+
+
 def test_supervision_example_shows_a_restart_and_in_order_handling() -> None:
     root = Path(gr.__file__).parent.parent
     result = subprocess.run(
