@@ -194,8 +194,7 @@ class Cell:
         """There is work (a message or a system item): make sure a task runs it."""
         waiter = self.waiter
         if waiter is not None:
-            self.waiter = None
-            self.system.idle.pop(self, None)
+            self.waiter = None  # its entry in system.idle goes stale: the sweeper drops it
             if not waiter.done():
                 waiter.set_result(False)
         elif self.task is None and self.state is State.RUNNING:
@@ -212,7 +211,6 @@ class Cell:
         if waiter is not None:
             self.waiter = None
             self.task = None
-            self.system.idle.pop(self, None)
             if not waiter.done():
                 waiter.set_result(True)
 
@@ -337,13 +335,14 @@ class Cell:
     async def _linger(self) -> bool:
         waiter: asyncio.Future[bool] = self.system.loop.create_future()
         self.waiter = waiter
-        self.system.idle[self] = self.system.sweeps
+        system = self.system
+        system.idle[self] = system.sweeps  # one store per pause: no removal on wake
         try:
             return await waiter
-        finally:
+        except BaseException:
             if self.waiter is waiter:
                 self.waiter = None
-                self.system.idle.pop(self, None)
+            raise
 
     async def _run_system(self, item: SysItem) -> None:
         future = item.future

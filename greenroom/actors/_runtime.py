@@ -232,8 +232,12 @@ class Runtime:
             await anyio.sleep(interval)
             system.sweeps += 1
             limit = system.sweeps - 1
-            for cell, since in list(system.idle.items()):
-                if since < limit:
+            idle = system.idle
+            for cell, since in list(idle.items()):
+                if cell.waiter is None:
+                    del idle[cell]  # busy again, or gone, since it paused
+                elif since < limit:
+                    del idle[cell]
                     cell.retire()
 
     async def wait_stopped(self) -> None:
@@ -367,7 +371,7 @@ class Runtime:
         return RuntimeStatistics(
             actors=len(system.cells),
             tasks=len(system.tasks),
-            idle_tasks=len(system.idle),
+            idle_tasks=sum(1 for cell in system.idle if cell.waiter is not None),
             pending_asks=system.pending_asks,
             late_replies=system.late_replies,
             dead_letters=system.dead_letter_total,

@@ -77,7 +77,9 @@ class System:
         dead_letters: the dead-letter sink.
         node: this runtime's address in ``Envelope.reply_to``.
         cells: running cells by name (``register``/``unregister``).
-        idle: lingering cells and the sweep they began idling in (written by cells).
+        idle: cells that paused with nothing to do and the sweep they paused in
+            (written by cells; an entry of a cell busy again is dropped by the
+            sweep, not by the cell, which keeps the hot path to one store).
         sweeps: sweeps of the idle-release timer so far.
         intake_open: whether messages from outside any actor are taken.
         pending_asks, late_replies, dead_letter_total: counters.
@@ -177,10 +179,26 @@ class System:
                 closed = MailboxClosed(cell.name)
                 self.refuse(cell, body, "actor_stopped", closed)
                 raise closed
-            if key is None and timeout is None:
+            if key is None:
                 msg_id = self.next_id()
+                if timeout is None:
+                    return Envelope(
+                        id=msg_id,
+                        recipient=cell.name,
+                        body=body,
+                        trace_id=msg_id,
+                        created_at=_time(),
+                    )
+                now = _time()
                 return Envelope(
-                    id=msg_id, recipient=cell.name, body=body, trace_id=msg_id, created_at=_time()
+                    id=msg_id,
+                    recipient=cell.name,
+                    body=body,
+                    reply_to=self.node,
+                    correlation_id=msg_id,
+                    trace_id=msg_id,
+                    created_at=now,
+                    deadline=now + timeout,
                 )
         if timeout is None:
             return make_envelope(cell.name, body, key=key)
