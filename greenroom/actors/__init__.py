@@ -6,7 +6,7 @@ One message, from send to reply (``reply = await ref.ask(GetOrder(...))``)::
       System.envelope   check the body once per type,   _system.py
                         make the Envelope (trace, deadline)
       loop.create_future(); envelope.reply = future     the reply target
-      loop.call_later(timeout, expire, future)          the one timeout
+      System.deadlines.add(future, timeout)   the one timeout   _deadlines.py
       MemoryMailbox.offer   room: append, wake the cell  mailbox/_memory.py
         (full: System.put waits for room, bounded by the same future)
       Cell.wake         resolve the lingering waiter,    _cell.py
@@ -26,8 +26,9 @@ One message, from send to reply (``reply = await ref.ask(GetOrder(...))``)::
 
 Layers inside this package, lowest first (runtime imports only point down;
 ``tests/test_layering.py`` checks that there is no circle): ``_actor``,
-``_spec``, ``_principal``, ``_extension``, ``_config``, ``_system`` (the one
-internal interface: what every other module may use of the runtime),
+``_spec``, ``_principal``, ``_extension``, ``_config``, ``_deadlines``,
+``_system`` (the one internal interface: what every other module may use of
+the runtime),
 ``_ref``, ``_forward``, ``_watch``, ``_context``, ``_cell``,
 ``_supervisor``, ``_supervisor_ref``, ``_pool``, ``_runtime`` (the public
 ``Runtime``, which wires the steps that need the classes above ``_system``
