@@ -96,19 +96,7 @@ def main() -> None:
     }
     circles = layering._circles(runtime_graph)
     annotation_circles = type_checking_circles(layering)
-    reach = 0
-    for path in sorted((PACKAGE / "actors").glob("*.py")):
-        if path.name == "_runtime.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if (
-                isinstance(node, ast.Attribute)
-                and node.attr.startswith("_")
-                and not node.attr.startswith("__")
-                and isinstance(node.value, ast.Attribute)
-                and node.value.attr in ("runtime", "_runtime")
-            ):
-                reach += 1
+    reach = len(layering.private_reads())
     if not args.json:
         h.print_table(
             ["file", "physical", "code"],

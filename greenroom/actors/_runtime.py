@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, overload
 
@@ -444,36 +445,29 @@ class Runtime:
             cell.ref = ActorRef(cell)
             cell.principal = principal
             return cell
+        # A supervisor or a pool: its work is its children, its mailbox small.
         if isinstance(spec, PoolSpec):
-            pool_spec = spec
-            cell = Cell(
-                system,
-                name,
-                lambda: Pool(pool_spec),
-                Pool,
-                MemoryMailbox(16, label=name),
-                parent=parent,
-                shutdown=spec.shutdown,
-                supervisor=True,
-            )
-            cell.kind = parent.kind
-            cell.ref = PoolRef(cell)
-            cell.principal = Principal(name=name, actor_type=Pool, named=named)
-            return cell
-        sup_spec = spec
+            sup_type: type[Supervisor] = Pool
+            make: Callable[[], Actor] = functools.partial(Pool, spec)
+        else:
+            sup_type, make = Supervisor, functools.partial(Supervisor, spec)
         cell = Cell(
             system,
             name,
-            lambda: Supervisor(sup_spec),
-            Supervisor,
+            make,
+            sup_type,
             MemoryMailbox(16, label=name),
             parent=parent,
             shutdown=spec.shutdown,
             supervisor=True,
         )
-        cell.kind = spec.mailbox_kind or parent.kind
-        cell.ref = SupervisorRef(cell)
-        cell.principal = Principal(name=name, actor_type=Supervisor, named=named)
+        if isinstance(spec, PoolSpec):
+            cell.kind = parent.kind
+            cell.ref = PoolRef(cell)
+        else:
+            cell.kind = spec.mailbox_kind or parent.kind
+            cell.ref = SupervisorRef(cell)
+        cell.principal = Principal(name=name, actor_type=sup_type, named=named)
         return cell
 
     async def _start_cell(self, cell: Cell) -> bool:

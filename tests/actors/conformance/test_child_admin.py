@@ -37,7 +37,8 @@ from tests.actors._support import (
 pytestmark = pytest.mark.anyio
 
 
-async def test_child_adm_follows_otp() -> None:
+async def test_start_terminate_restart_delete_answer_as_otp_child_adm() -> None:
+    """OTP supervisor_SUITE child_adm: each admin call in each child state."""
     log = Log()
     async with gr.Runtime() as rt:
         sup = await rt.spawn(supervisor("sup", child("child1", log)))
