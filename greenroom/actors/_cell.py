@@ -244,6 +244,8 @@ class Cell:
             append, appended = tracer.message_rows()
         rows = 0  # appended, not yet told: told every `throughput` messages and when idle
         actor_name = self.name
+        new_future = system.loop.create_future
+        idle = system.idle
         acting.set(self)  # this task's context only
 
         # One clock read per traced message: a message handled right after
@@ -264,8 +266,19 @@ class Cell:
                     if rows:
                         appended(rows)  # type: ignore[misc]
                         rows = 0
-                    if await self._linger():
-                        return
+                    # Pause (linger) until there is work: inlined, because every
+                    # ask and every fan-out message ends in one.
+                    waiter = new_future()
+                    self.waiter = waiter
+                    idle[self] = system.sweeps  # one store: the sweep drops stale entries
+                    try:
+                        released = await waiter
+                    except BaseException:
+                        if self.waiter is waiter:
+                            self.waiter = None
+                        raise
+                    if released:
+                        return  # the sweeper released this idle task
                     start = 0.0
                     continue
                 body = envelope.body
@@ -331,18 +344,6 @@ class Cell:
                 appended(rows)  # type: ignore[misc]
             if self.task is asyncio.current_task():
                 self.task = None
-
-    async def _linger(self) -> bool:
-        waiter: asyncio.Future[bool] = self.system.loop.create_future()
-        self.waiter = waiter
-        system = self.system
-        system.idle[self] = system.sweeps  # one store per pause: no removal on wake
-        try:
-            return await waiter
-        except BaseException:
-            if self.waiter is waiter:
-                self.waiter = None
-            raise
 
     async def _run_system(self, item: SysItem) -> None:
         future = item.future
