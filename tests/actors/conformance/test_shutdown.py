@@ -27,12 +27,12 @@ class Hang(gr.Message):
 
 
 class Stubborn(Recorder):
-    """Hangs on :class:`Hang`; its ``on_stop`` waits ``stop_for`` seconds (``inf``: forever)."""
+    """Hangs on :class:`Hang`; its ``on_stop`` waits for ``cleanup`` (``None``: forever)."""
 
-    def __init__(self, log: Log, entered: anyio.Event, stop_for: float = math.inf) -> None:
+    def __init__(self, log: Log, entered: anyio.Event, cleanup: anyio.Event | None = None) -> None:
         super().__init__(log)
         self.entered = entered
-        self.stop_for = stop_for
+        self.cleanup = cleanup
 
     @gr.handler
     async def hang(self, msg: Hang) -> None:
@@ -46,7 +46,10 @@ class Stubborn(Recorder):
     async def on_stop(self) -> None:
         self.log.record("stop", self.ctx.name)
         try:
-            await anyio.sleep(self.stop_for)  # its own cleanup, not a synchronisation
+            if self.cleanup is None:
+                await anyio.sleep_forever()
+            else:
+                await self.cleanup.wait()
         except BaseException:
             self.log.record("stop_cut", self.ctx.name)
             raise
@@ -119,7 +122,9 @@ async def test_on_stop_gets_what_the_handler_left_of_the_grace_period() -> None:
 async def test_a_cleanup_within_the_grace_period_completes() -> None:
     log, entered = Log(), anyio.Event()
     async with gr.Runtime() as rt:
-        spec = gr.ChildSpec(actor=Stubborn, id="s", args=(log, entered, 0.05), shutdown=5.0)
+        done = anyio.Event()
+        done.set()  # a cleanup that awaits and has what it waits for
+        spec = gr.ChildSpec(actor=Stubborn, id="s", args=(log, entered, done), shutdown=5.0)
         sup = await rt.spawn(supervisor("sup", spec))
         elapsed = await _timed_terminate(sup, "s")
     assert elapsed < 2.0
