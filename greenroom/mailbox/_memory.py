@@ -107,7 +107,9 @@ class MemoryMailbox:
             raise MailboxClosed(self._label)
         queue = self._queue
         depth = len(queue)
-        if self._putters or depth + self._reserved >= self._capacity:
+        # No test of waiting senders: while one waits the mailbox is full, as
+        # every slot a get frees is reserved for the sender first in line.
+        if depth + self._reserved >= self._capacity:
             return False
         if queue is _EMPTY:
             queue = self._queue = deque()
