@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,63 @@ def test_actors_modules_reach_each_other_only_through_public_names_or_the_system
     # The internal interface of the actors package is System (actors/_system.py):
     # no actors module reads an underscore attribute of the Runtime.
     assert private_reads() == []
+
+
+def _interface_names() -> set[str]:
+    """The underscore names System's module docstring lists as the internal interface."""
+    doc = ast.get_docstring(ast.parse((PACKAGE / "actors" / "_system.py").read_text())) or ""
+    listed = doc.split("crosses a module)", 1)[1]
+    return set(re.findall(r"``(_[a-z][a-z_]*)``", listed))
+
+
+def cross_module_private_names() -> dict[str, set[str]]:
+    """Per actors module, the underscore attributes it reads of objects it does not own:
+    not ``self``/``cls``, and not defined in the module itself."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((PACKAGE / "actors").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        own = {
+            node.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        } | {
+            target.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign | ast.AnnAssign)
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(target, ast.Attribute)
+        }
+        own |= {
+            elt.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__slots__" for t in node.targets)
+            for elt in getattr(node.value, "elts", [])
+            if isinstance(elt, ast.Constant)
+        }
+        names = {
+            node.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls", "sys"))
+            and node.attr not in own
+        }
+        if names:
+            found[path.name] = names
+    return found
+
+
+def test_actors_modules_share_only_the_documented_internal_interface() -> None:
+    allowed = _interface_names()
+    assert {"_cell", "_target", "_child_failed"} <= allowed  # the docstring was found
+    crossing = {
+        module: sorted(names - allowed)
+        for module, names in cross_module_private_names().items()
+        if names - allowed
+    }
+    assert crossing == {}, (
+        "an actors module uses another's underscore name; go through System, or "
+        "document the name in actors/_system.py's docstring"
+    )

@@ -10,6 +10,21 @@ names documented here; nothing reaches into :class:`~greenroom.Runtime`.
 
 Its attributes and methods are public to the actors package and private to
 greenroom: ``Runtime`` owns one, and users never see it.
+
+Besides ``System``, these underscore names are the whole of what one actors
+module uses of another (``tests/test_layering.py`` checks that no other
+crosses a module): on public classes they stay out of the public API.
+
+- ``_cell``: a ref's or a context's cell (``ActorRef._cell``,
+  ``ActorContext._cell``);
+- ``_target``: the cell a ref sends a body to (a pool's ref routes it);
+- ``_child_failed``, ``_child_exited``: the reports a cell posts to its
+  supervisor's task (``Supervisor``);
+- ``_gr_cell``, ``_gr_kill``: the runtime's hooks on an actor instance (its
+  cell; its stop ran out of time);
+- ``_gr_spec``: the spec a plain spawn of a class shares, cached on it;
+- ``_gr_watch``: the hook a remote ref offers for death watch
+  (``greenroom.cluster``).
 """
 
 from __future__ import annotations
