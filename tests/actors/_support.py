@@ -149,3 +149,19 @@ async def wait_until(
 async def statuses(ref: gr.SupervisorRef) -> dict[str, str]:
     """``{child id: status}`` in start order."""
     return {c.id: c.status for c in await ref.which_children()}
+
+
+async def spawn_auto(
+    rt: gr.Runtime, log: Log, mode: str, *children: gr.ChildSpec
+) -> gr.SupervisorRef:
+    """A transient supervisor ``sup`` with ``auto_shutdown=mode``, started; the log cleared."""
+    sup = await rt.spawn(supervisor("sup", *children, auto_shutdown=mode, restart="transient"))
+    log.clear()
+    return sup
+
+
+async def root_statuses(rt: gr.Runtime) -> dict[str, str]:
+    """The statuses of the root's children."""
+    root = rt.ref("root")
+    assert isinstance(root, gr.SupervisorRef)
+    return await statuses(root)

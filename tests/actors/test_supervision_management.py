@@ -18,6 +18,8 @@ from tests.actors._support import (
     Ping,
     Recorder,
     child,
+    root_statuses,
+    spawn_auto,
     statuses,
     supervisor,
     wait_until,
@@ -295,19 +297,6 @@ async def test_management_of_a_stopped_supervisor_raises_actor_stopped() -> None
 
 
 # -- significant children and auto shutdown -----------------------------------------
-
-
-async def spawn_auto(rt: gr.Runtime, log: Log, mode: str, *children: gr.ChildSpec) -> Any:
-    spec = supervisor("sup", *children, auto_shutdown=mode, restart="transient")
-    sup = await rt.spawn(spec)
-    log.clear()
-    return sup
-
-
-async def root_statuses(rt: gr.Runtime) -> dict[str, str]:
-    root = rt.ref("root")
-    assert isinstance(root, gr.SupervisorRef)
-    return await statuses(root)
 
 
 @pytest.mark.parametrize("restart", ["transient", "temporary"])

@@ -10,12 +10,22 @@ down per ``auto_shutdown``; a non-significant child never does.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 import pytest
 
 import greenroom as gr
-from tests.actors._support import Crash, Exit, Log, Ping, child, statuses, supervisor, wait_until
+from tests.actors._support import (
+    Crash,
+    Exit,
+    Log,
+    Ping,
+    child,
+    root_statuses,
+    spawn_auto,
+    statuses,
+    supervisor,
+    wait_until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -106,25 +116,12 @@ async def test_a_permanent_escalation_counts_toward_the_parents_intensity() -> N
         assert await statuses(root) == {"outer": "running"}
 
 
-async def _auto(rt: gr.Runtime, log: Log, mode: str, *children: gr.ChildSpec) -> Any:
-    spec = supervisor("sup", *children, auto_shutdown=mode, restart="transient")
-    sup = await rt.spawn(spec)
-    log.clear()
-    return sup
-
-
-async def _root_statuses(rt: gr.Runtime) -> dict[str, str]:
-    root = rt.ref("root")
-    assert isinstance(root, gr.SupervisorRef)
-    return await statuses(root)
-
-
 @pytest.mark.parametrize("mode", ["any_significant", "all_significant"])
 @pytest.mark.parametrize("how", ["exit", "failure"])
 async def test_a_non_significant_exit_never_shuts_the_supervisor_down(mode: str, how: str) -> None:
     log = Log()
     async with gr.Runtime() as rt:
-        sup = await _auto(
+        sup = await spawn_auto(
             rt,
             log,
             mode,
@@ -135,7 +132,7 @@ async def test_a_non_significant_exit_never_shuts_the_supervisor_down(mode: str,
         with contextlib.suppress(gr.HandlerError):  # a failure, or a normal exit
             await rt.ref("sup/t").ask(message)
         assert await statuses(sup) == {"w": "running"}
-        assert await _root_statuses(rt) == {"sup": "running"}
+        assert await root_statuses(rt) == {"sup": "running"}
 
 
 async def test_a_group_restart_stopping_a_temporary_significant_child_is_no_shutdown() -> None:
@@ -155,13 +152,13 @@ async def test_a_group_restart_stopping_a_temporary_significant_child_is_no_shut
         with pytest.raises(gr.HandlerError):
             await rt.ref("sup/a").ask(Crash())
         assert await statuses(sup) == {"a": "running"}
-        assert await _root_statuses(rt) == {"sup": "running"}
+        assert await root_statuses(rt) == {"sup": "running"}
 
 
 async def test_all_significant_shuts_down_after_the_last_significant_exit() -> None:
     log = Log()
     async with gr.Runtime() as rt:
-        sup = await _auto(
+        sup = await spawn_auto(
             rt,
             log,
             "all_significant",
@@ -174,4 +171,4 @@ async def test_all_significant_shuts_down_after_the_last_significant_exit() -> N
         with pytest.raises(gr.HandlerError):
             await rt.ref("sup/w2").ask(Crash())  # a temporary one's failure counts too
         await wait_until(lambda: ("stop", "sup/other") in log)
-        assert await _root_statuses(rt) == {"sup": "stopped"}
+        assert await root_statuses(rt) == {"sup": "stopped"}
