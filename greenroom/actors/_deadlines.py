@@ -20,8 +20,10 @@ from greenroom._errors import AskTimeout
 
 __all__ = ["Deadlines", "Slot"]
 
-Slot = dict["asyncio.Future[Any]", tuple[str, str, float]]
-"""The calls due in one millisecond: future -> (actor, what was asked, timeout)."""
+Slot = dict["asyncio.Future[Any]", tuple[str, "str | type", float]]
+"""The calls due in one millisecond: future -> (actor, what was asked, timeout).
+
+What was asked is a message type (an ask) or a word (a supervisor call)."""
 
 
 class Deadlines:
@@ -33,11 +35,13 @@ class Deadlines:
         self._loop = loop
         self._slots: dict[int, Slot] = {}
 
-    def add(self, future: asyncio.Future[Any], timeout: float, actor: str, what: str) -> Slot:
+    def add(
+        self, future: asyncio.Future[Any], timeout: float, actor: str, what: str | type
+    ) -> Slot:
         """Fail ``future`` in ``timeout`` seconds; the slot to :meth:`settle` it from.
 
-        ``actor`` and ``what`` (the message type, or "supervisor call") name
-        the call in the :class:`AskTimeout`.
+        ``actor`` and ``what`` (the message type of an ask, or "supervisor
+        call") name the call in the :class:`AskTimeout`.
         """
         key = math.ceil((self._loop.time() + timeout) * 1000)
         slot = self._slots.get(key)
@@ -58,7 +62,16 @@ class Deadlines:
             return
         for future, (actor, what, timeout) in slot.items():
             if not future.done():
-                future.set_exception(AskTimeout(actor, what, timeout))
+                name = what if isinstance(what, str) else what.__qualname__
+                future.set_exception(AskTimeout(actor, name, timeout))
 
     def __len__(self) -> int:
         return sum(map(len, self._slots.values()))
+
+    def asks(self) -> int:
+        """Asks waiting for their reply (calls into supervisors not counted)."""
+        return sum(
+            not isinstance(what, str)
+            for slot in self._slots.values()
+            for _, what, _ in slot.values()
+        )

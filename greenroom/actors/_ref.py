@@ -179,8 +179,7 @@ class ActorRef:
         loop = system.loop
         future: asyncio.Future[Any] = loop.create_future()
         envelope.reply = future
-        slot = system.deadlines.add(future, timeout, cell.name, type(body).__qualname__)
-        system.pending_asks += 1
+        slot = system.deadlines.add(future, timeout, cell.name, type(body))
         try:
             if idempotency_key is None or not _joined(cell, envelope.id, future):
                 offered = False
@@ -194,7 +193,6 @@ class ActorRef:
             return await future
         finally:
             slot.pop(future, None)  # Deadlines.settle, inlined: every ask pays it
-            system.pending_asks -= 1
 
 
 def _joined(cell: Cell, envelope_id: int, future: asyncio.Future[Any]) -> bool:

@@ -373,7 +373,7 @@ class Runtime:
             actors=len(system.cells),
             tasks=len(system.tasks),
             idle_tasks=sum(1 for cell in system.idle if cell.waiter is not None),
-            pending_asks=system.pending_asks,
+            pending_asks=system.deadlines.asks() if self._root is not None else 0,
             late_replies=system.late_replies,
             dead_letters=system.dead_letter_total,
         )

@@ -97,7 +97,8 @@ class System:
             sweep, not by the cell, which keeps the hot path to one store).
         sweeps: sweeps of the idle-release timer so far.
         intake_open: whether messages from outside any actor are taken.
-        pending_asks, late_replies, dead_letter_total: counters.
+        late_replies, dead_letter_total: counters (pending asks are
+            counted by ``deadlines``).
     """
 
     def __init__(
@@ -122,7 +123,6 @@ class System:
         self.idle: dict[Cell, int] = {}
         self.sweeps = 0
         self.intake_open = True
-        self.pending_asks = 0
         self.late_replies = 0
         self.dead_letter_total = 0
         self.remote_replies: RemoteReplies | None = None
