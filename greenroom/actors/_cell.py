@@ -1,10 +1,9 @@
 """The cell: one actor's mailbox, current instance and the loop that feeds it.
 
-A cell outlives the instances of its actor: a restart replaces the instance
-and keeps the mailbox, so messages queued for a failing actor are handled by
-its successor, in order. An idle cell holds no task: the first message to an
-empty mailbox starts one, which drains up to ``throughput`` messages between
-yields, waits (lingers) on a future while there is nothing to do, and is
+A restart replaces the instance and keeps the mailbox, so messages queued for
+a failing actor are handled by its successor, in order. An idle cell holds no
+task: the first message to an empty mailbox starts one, which drains up to
+``throughput`` messages between yields, lingers on a future while idle, and is
 released by the runtime's sweeper after a while without messages.
 """
 
@@ -41,17 +40,12 @@ if TYPE_CHECKING:
 __all__ = ["Cell", "State", "SysItem", "acting", "in_supervisor"]
 
 in_supervisor: ContextVar[Cell | None] = ContextVar("greenroom_in_supervisor", default=None)
-"""The supervisor whose code is running (its start, stop or a system message).
-
-A call that must run in that supervisor (``ctx.spawn`` from a child's
-``on_start``) runs directly instead of queueing behind the running code.
-"""
+"""The supervisor whose code is running: a call into it from there (``ctx.spawn``
+in a child's ``on_start``) runs directly instead of queueing behind itself."""
 
 acting: ContextVar[Cell | None] = ContextVar("greenroom_acting", default=None)
-"""The actor whose task is running, set once when its task starts (and kept by
-the tasks it starts): how the runtime tells a spawn made by an actor's code
-from one made by the application (see ``Principal.named``).
-"""
+"""The actor whose task (or a task it started) is running: tells a spawn by an
+actor's code from one by the application (see ``Principal.named``)."""
 
 _time = time.time
 _UNWIND = 0.1
@@ -373,18 +367,12 @@ class Cell:
     def fail(self, envelope: Envelope | None, error: Exception) -> None:
         """The running instance failed: settle its message, then tell the supervisor.
 
-        The message is settled here, before anything is reported: put back at
-        the head of the mailbox (attempt + 1, so the sender's order holds)
-        when the child's :class:`RetryPolicy` allows another attempt and the
-        child will be restarted (it is not ``temporary``); otherwise it is a
-        dead letter with its error and the ``ask`` waiting on it gets
-        :class:`HandlerError`. The report to the supervisor carries the
-        retry's backoff delay: the restart waits at least that long.
-
-        A failure while the cell is being stopped (its handler raised in the
-        grace period) keeps its own error: the message is settled as above
-        (retried only if the cell is being restarted), and nothing is
-        reported, since the supervisor is stopping the child already.
+        The message is settled first: put back at the head (attempt + 1, so
+        the sender's order holds) if the :class:`RetryPolicy` allows and the
+        child is not ``temporary``, else dead-lettered, its ask failed with
+        :class:`HandlerError`. The report carries the retry's backoff delay,
+        which the restart waits at least. A failure while being stopped is
+        only settled (retried only on a restart) and logged, not reported.
         """
         stopping = self.state is State.STOPPING or self.state is State.RESTARTING
         self.failures += 1
@@ -420,11 +408,7 @@ class Cell:
     def _settle_failed(
         self, envelope: Envelope, error: Exception, *, retry: bool
     ) -> tuple[float, HandlerError | None]:
-        """Retry the failed message or dead-letter it.
-
-        Returns the delay the retry needs and, for a dead-lettered ask, the
-        error its caller gets.
-        """
+        """Retry or dead-letter; the retry's delay and a dead-lettered ask's error."""
         system = self.system
         spec: Any = getattr(self.child, "spec", None)  # a ChildSpec, for a worker
         policy = getattr(spec, "retry", None)
@@ -478,10 +462,6 @@ class Cell:
 
     # -- lifecycle (run by the supervisor, in its task) -------------------
 
-    def _bind(self, actor: Actor) -> None:
-        actor._gr_cell = self
-        self.actor = actor
-
     def context(self) -> ActorContext:
         """``self.ctx`` of the actor: made on first use (an idle actor never needs one)."""
         ctx = self._context
@@ -489,20 +469,22 @@ class Cell:
             ctx = self._context = ActorContext(self)
         return ctx
 
-    def _make(self) -> Actor:
+    def _new_actor(self) -> Actor:
         factory = self.factory
         if type(factory) is ChildSpec:
-            return factory.actor(*factory.args, **factory.kwargs)
-        return factory()  # type: ignore[operator]
+            actor = factory.actor(*factory.args, **factory.kwargs)
+        else:
+            actor = factory()  # type: ignore[operator]
+        actor._gr_cell = self
+        self.actor = actor
+        return actor
 
     async def start(self) -> bool:
         """Make an instance and run ``on_start``; ``False`` if it returned IGNORE.
 
         Raises whatever the constructor or ``on_start`` raised.
         """
-        actor = self._make()
-        self._bind(actor)
-        result = await actor.on_start()
+        result = await self._new_actor().on_start()
         if result is IGNORE:
             self.state = State.IGNORED
             self.actor = None
@@ -519,10 +501,8 @@ class Cell:
             await self.halt(requeue=True)
         self.state = State.RESTARTING
         self._fail_system_items()
-        actor = self._make()
-        self._bind(actor)
         try:
-            await actor.on_restart(error)
+            await self._new_actor().on_restart(error)
         except Exception as exc:
             note_end(self, exc)  # if the cell now stops, this is why
             raise
@@ -534,22 +514,16 @@ class Cell:
             self.wake()
 
     async def halt(self, *, requeue: bool) -> None:
-        """Stop the current instance within one grace period (its ``shutdown``).
+        """Stop the current instance within one deadline, ``shutdown`` seconds away.
 
-        One deadline, ``shutdown`` seconds from now, bounds the whole stop:
-        the current handler may finish until then, else it is cancelled;
-        ``on_stop`` runs with what is left of the same deadline (after a
-        cancelled handler, until its first wait), and is cut short at the
-        deadline. ``"brutal_kill"`` cancels the handler at once and skips
-        ``on_stop``; ``math.inf`` waits as long as it takes (a supervisor
-        waiting for its subtree). A handler that swallows its cancellation is
-        not waited for beyond a brief unwind.
-
-        A message whose handler was cancelled is put back at the head of the
-        mailbox when ``requeue`` (the instance will be replaced), and failed
-        otherwise. System items queued for this instance are dropped first,
-        so a supervisor in a restart loop stops promptly. Then its services
-        are released and the actor's linked children stopped.
+        The current handler may finish until then, else it is cancelled (and
+        not waited for beyond a brief unwind); ``on_stop`` gets what is left
+        and is cut short at the deadline. ``"brutal_kill"`` cancels at once
+        and skips ``on_stop``; ``math.inf`` waits as long as it takes. A
+        cancelled handler's message is requeued at the head if ``requeue``
+        (the instance will be replaced), failed otherwise. Queued system items
+        are dropped first (a supervisor in a restart loop stops promptly);
+        then services are released and linked children stopped.
         """
         was = self.state
         self.state = State.RESTARTING if requeue else State.STOPPING
@@ -601,10 +575,8 @@ class Cell:
         left = remaining()
         if left > 0:
             await self._release_services(left)
-        elif self.services:
-            # The grace period is spent: release in the background, still bounded.
-            timeout = self.system.config.shutdown_timeout
-            self.system.start_task(self._release_services(timeout), f"{self.name}:release")
+        else:
+            self._release_later()
         links = self.links
         if links:
             self.links = None
@@ -635,11 +607,8 @@ class Cell:
         self.close()
 
     def kill(self) -> None:
-        """Stop at once, without waiting: cancel the task, then :meth:`close`.
-
-        For a stop that ran out of time: ``on_stop`` is not run; a
-        supervisor's children are killed too.
-        """
+        """Stop at once (a stop that ran out of time): cancel the task, skip
+        ``on_stop``, kill a supervisor's children, then :meth:`close`."""
         if self.state is State.STOPPED:
             return
         task = self.task
@@ -652,10 +621,14 @@ class Cell:
             self.system.undeliverable(self, envelope)
         if self.actor is not None:
             self.actor._gr_kill()
+        self._release_later()
+        self.close()
+
+    def _release_later(self) -> None:
+        # No grace left: release in the background, still bounded.
         if self.services:
             timeout = self.system.config.shutdown_timeout
             self.system.start_task(self._release_services(timeout), f"{self.name}:release")
-        self.close()
 
     def close(self) -> None:
         """Close the mailbox and fail everything still in it; the cell is stopped."""

@@ -1,10 +1,9 @@
 """The runtime: one root supervisor, the registry of names, and the shared machinery.
 
-Actor tasks are plain asyncio tasks owned by the runtime (an activation of
-an idle actor must cost a few microseconds; an anyio task-group task costs
-about ten times that here). The runtime tracks every task it starts and
-cancels and awaits what is left on exit, so nothing it started outlives it.
-greenroom therefore runs on asyncio (anyio's asyncio backend included).
+Actor tasks are plain asyncio tasks (activating an idle actor must cost a few
+microseconds; an anyio task-group task costs ten times that), so greenroom runs
+on asyncio. The runtime tracks every task it starts and cancels and awaits what
+is left on exit: nothing it started outlives it.
 """
 
 from __future__ import annotations
@@ -206,20 +205,15 @@ class Runtime:
         Returns whether everything was handled within ``timeout`` seconds.
         Messages sent from outside after this raise :class:`MailboxClosed`.
         """
+        cells = self._system.cells
         self._system.intake_open = False
         with anyio.move_on_after(timeout):
             # Polled: drain is a rare shutdown step, and tracking emptiness
             # on every send would tax the hot path for it.
-            while not self._quiet():  # noqa: ASYNC110
+            while any(len(c.mailbox) or c.current is not None or c.sys for c in cells.values()):  # noqa: ASYNC110
                 await anyio.sleep(0.01)
             return True
         return False
-
-    def _quiet(self) -> bool:
-        return all(
-            not len(c.mailbox) and c.current is None and not c.sys
-            for c in self._system.cells.values()
-        )
 
     @property
     def failure(self) -> BaseException | None:
@@ -291,14 +285,11 @@ class Runtime:
         """Start an actor (or a supervisor or pool, from its spec) under the root.
 
         Returns an :class:`ActorRef` (a :class:`PoolRef` for a pool, a
-        :class:`SupervisorRef` for a supervisor). Unnamed actors get a
-        unique name from their class. If the actor's ``on_start`` returned
-        ``IGNORE``, the ref is one to a stopped actor.
-
-        The actor's :class:`Principal` is bound here: called by the
-        application (from outside any actor's code), entries naming the
-        actor by its name apply to it (``named``); called from an actor's
-        code, only entries naming its class do.
+        :class:`SupervisorRef` for a supervisor); an unnamed actor is named
+        uniquely after its class; after ``on_start`` returned ``IGNORE``, a
+        ref to a stopped actor. Its :class:`Principal` is ``named`` (entries
+        naming it apply) only when spawned by the application, not by an
+        actor's code (then only entries naming its class apply).
 
         Raises:
             InvalidSpec: a bad spec or option; NameTaken: the name is in use;
@@ -358,11 +349,10 @@ class Runtime:
     def route_remote_replies(self, sink: RemoteReplies | None) -> None:
         """Send the replies of asks made in other processes to ``sink``.
 
-        An ask whose envelope names another node in ``reply_to`` (one that
-        came through a mailbox shared between processes) has no waiter
-        here; ``sink(envelope, result, error)`` carries its reply back
-        (``error`` is ``None`` on success). Without a sink, such replies are
-        counted as late and dropped. ``None`` removes the sink.
+        An ask whose ``reply_to`` names another node (it came through a shared
+        mailbox) is answered by ``sink(envelope, result, error)`` (``error``
+        ``None`` on success); without a sink (``None`` removes it) such
+        replies are dropped and counted as late.
         """
         self._system.remote_replies = sink
 
@@ -446,11 +436,14 @@ class Runtime:
             cell.principal = principal
             return cell
         # A supervisor or a pool: its work is its children, its mailbox small.
+        ref_type: type[ActorRef]
         if isinstance(spec, PoolSpec):
             sup_type: type[Supervisor] = Pool
             make: Callable[[], Actor] = functools.partial(Pool, spec)
+            kind, ref_type = parent.kind, PoolRef
         else:
             sup_type, make = Supervisor, functools.partial(Supervisor, spec)
+            kind, ref_type = spec.mailbox_kind or parent.kind, SupervisorRef
         cell = Cell(
             system,
             name,
@@ -461,12 +454,8 @@ class Runtime:
             shutdown=spec.shutdown,
             supervisor=True,
         )
-        if isinstance(spec, PoolSpec):
-            cell.kind = parent.kind
-            cell.ref = PoolRef(cell)
-        else:
-            cell.kind = spec.mailbox_kind or parent.kind
-            cell.ref = SupervisorRef(cell)
+        cell.kind = kind
+        cell.ref = ref_type(cell)
         cell.principal = Principal(name=name, actor_type=sup_type, named=named)
         return cell
 

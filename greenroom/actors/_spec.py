@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import msgspec
 
@@ -47,17 +47,16 @@ Routing = Literal["round_robin", "least_loaded", "consistent_hash"]
 
 Shutdown = float | Literal["brutal_kill"]
 """How a child is stopped (OTP's ``shutdown``): seconds of grace for its current
-handler and ``on_stop`` together, after which it is cancelled (``math.inf``: wait
-as long as it takes, OTP's ``infinity``; ``0``: cancel the handler at once, then
-run ``on_stop`` until its first wait); or ``"brutal_kill"``: cancel at once and
-skip ``on_stop`` (a supervisor's children are killed the same way)."""
+handler and ``on_stop`` together, then it is cancelled (``math.inf``: no limit;
+``0``: cancel the handler at once, then run ``on_stop`` until its first wait);
+or ``"brutal_kill"``: cancel at once, skip ``on_stop``, kill its children too."""
 
 AutoShutdown = Literal["never", "any_significant", "all_significant"]
 
-_RESTARTS = ("permanent", "transient", "temporary")
-_STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
-_ROUTINGS = ("round_robin", "least_loaded", "consistent_hash")
-_AUTO = ("never", "any_significant", "all_significant")
+
+def _one_of(owner: str, field: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InvalidSpec(f"{owner}.{field} must be one of {choices}, got {value!r}")
 
 
 def _positive(
@@ -187,10 +186,8 @@ class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
         args: positional arguments for the actor's constructor.
         kwargs: keyword arguments for the actor's constructor.
         restart: ``"permanent"`` (default), ``"transient"`` or ``"temporary"``.
-        shutdown: how it is stopped (see :data:`Shutdown`): seconds a stopping
-            child gets to finish its current handler and ``on_stop``, in all,
-            before it is cancelled (default 5.0, OTP's default for a worker),
-            or ``"brutal_kill"``.
+        shutdown: how it is stopped, see :data:`Shutdown` (default 5.0
+            seconds, OTP's default for a worker).
         significant: whether its exit shuts its supervisor down (see
             ``SupervisorSpec.auto_shutdown``); only for transient or
             temporary children.
@@ -276,8 +273,7 @@ class PoolSpec(msgspec.Struct, frozen=True, kw_only=True):
                 "PoolSpec.worker is significant; a pool's workers are dynamic children and "
                 "cannot shut the pool down (mark the pool itself significant instead)"
             )
-        if self.routing not in _ROUTINGS:
-            raise InvalidSpec(f"PoolSpec.routing must be one of {_ROUTINGS}, got {self.routing!r}")
+        _one_of("PoolSpec", "routing", self.routing, get_args(Routing))
         if self.routing == "consistent_hash" and self.key is None:
             raise InvalidSpec(
                 "PoolSpec.routing='consistent_hash' needs key=: a message attribute name "
@@ -343,14 +339,8 @@ class SupervisorSpec(msgspec.Struct, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         _check_common("SupervisorSpec", self.id, self.restart, self.shutdown, self.significant)
-        if self.strategy not in _STRATEGIES:
-            raise InvalidSpec(
-                f"SupervisorSpec.strategy must be one of {_STRATEGIES}, got {self.strategy!r}"
-            )
-        if self.auto_shutdown not in _AUTO:
-            raise InvalidSpec(
-                f"SupervisorSpec.auto_shutdown must be one of {_AUTO}, got {self.auto_shutdown!r}"
-            )
+        _one_of("SupervisorSpec", "strategy", self.strategy, get_args(Strategy))
+        _one_of("SupervisorSpec", "auto_shutdown", self.auto_shutdown, get_args(AutoShutdown))
         _check_intensity("SupervisorSpec", self.max_restarts, self.within)
         if not isinstance(self.children, tuple):
             raise InvalidSpec("SupervisorSpec.children must be a tuple of specs")
@@ -386,8 +376,7 @@ Spec = ChildSpec | PoolSpec | SupervisorSpec
 def _check_common(owner: str, cid: str | None, restart: str, shutdown: Shutdown, sig: bool) -> None:
     if cid is not None and (not isinstance(cid, str) or not cid or "/" in cid):
         raise InvalidSpec(f"{owner}.id must be a non-empty str without '/', got {cid!r}")
-    if restart not in _RESTARTS:
-        raise InvalidSpec(f"{owner}.restart must be one of {_RESTARTS}, got {restart!r}")
+    _one_of(owner, "restart", restart, get_args(Restart))
     # inf is OTP's `infinity` (wait as long as the child takes); NaN and None are refused
     if isinstance(shutdown, str):
         if shutdown != "brutal_kill":
