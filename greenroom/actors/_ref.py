@@ -1,11 +1,10 @@
 """Actor references: the only way to reach an actor.
 
-A send is: check the body and make its envelope (``System.envelope``),
-then offer it to the mailbox, which takes it at once when there is room
-(the fast path, never suspending); otherwise ``System.put`` waits for room
-or fails per the overflow setting. An ask puts its reply future in the
-envelope, and its deadline (``System.deadlines``) fails that future:
-the wait for room and the wait for the reply are bounded by it together.
+A send makes its envelope (``System.envelope``) and offers it to the mailbox,
+which takes it at once when there is room (the fast path, never suspending);
+else ``System.put`` waits or fails per the overflow setting. An ask's reply
+future rides in the envelope; its deadline (``System.deadlines``) bounds the
+wait for room and for the reply together.
 """
 
 from __future__ import annotations
@@ -68,19 +67,16 @@ class ActorRef:
         A failure of the handler later is retried per the actor's policy,
         logged and dead-lettered; it is not raised here.
 
-        ``idempotency_key`` (a ``str`` or ``bytes`` naming the request, the
-        same on every re-send) makes a re-send after an ambiguous failure
-        safe: the envelope id is derived from this actor's name and the key
-        (:func:`~greenroom.mailbox.keyed_id`), so a durable or Redis mailbox
-        drops the re-send while the first is unacked and for its dedupe
-        window after the ack (``SqliteMailboxes(dedupe_window=)``,
-        ``RedisMailboxes(dedupe_ttl=)``), and its causation is the same, so
-        the handler's ledger steps are answered from their receipts past
-        that window too. A memory mailbox does not dedupe (it does not
-        outlive the process that could re-send). Through a pool, a re-send
-        is the same envelope only if it reaches the same member (route by
-        key). A key names one request to one actor: use it for a tell or for
-        an ask, not both. See :class:`~greenroom.Envelope`.
+        ``idempotency_key`` (``str`` or ``bytes``, the same on every re-send
+        of one request to one actor; not shared by a tell and an ask) makes a
+        re-send after an ambiguous failure safe: the envelope id is
+        :func:`~greenroom.mailbox.keyed_id` of the actor's name and the key, so
+        a durable or Redis mailbox drops the re-send while the first is
+        unacked and for its dedupe window after (``SqliteMailboxes(dedupe_window=)``,
+        ``RedisMailboxes(dedupe_ttl=)``), and past it the handler's ledger
+        steps are answered from their receipts. A memory mailbox does not
+        dedupe (it dies with the sender). Through a pool, route by key so a
+        re-send reaches the same member. See :class:`~greenroom.Envelope`.
 
         Raises:
             InvalidMessage: ``body`` is not a frozen, tagged Struct.
@@ -151,13 +147,11 @@ class ActorRef:
         Outer cancellation and deadlines still apply. A reply that arrives
         after the timeout is dropped and counted in the runtime's statistics.
 
-        ``idempotency_key``: as for :meth:`tell`, except after the first
-        ask was handled. While it is unacked, a re-ask is dropped by the
-        mailbox and waits for the first one's reply (an ask of a key already
-        being asked in this runtime joins it); once it was handled, the
-        re-ask is delivered again and its handler runs again, with its
-        ledger steps answered from their receipts, so the asker gets an
-        answer and no step with an effect runs twice.
+        ``idempotency_key``: as for :meth:`tell`. While the first is unacked,
+        the mailbox drops a re-ask, which waits for the first one's reply (one
+        in flight in this runtime is joined); once it was handled, the handler
+        runs again, its ledger steps answered from their receipts: the asker
+        gets an answer, and no step with an effect runs twice.
 
         Raises:
             AskTimeout: no reply within ``timeout``.
@@ -198,8 +192,7 @@ class ActorRef:
 def _joined(cell: Cell, envelope_id: int, future: asyncio.Future[Any]) -> bool:
     """Join an ask of the same key to the same actor still in flight, or become the first.
 
-    Concurrent asks of one key share one delivery: a joiner's future gets
-    the first one's outcome, under its own timer (its timeout is its own).
+    A joiner's future gets the first one's outcome, under its own timeout.
     """
     keyed = cell.keyed
     if keyed is None:

@@ -1,19 +1,14 @@
 """The system: the one internal interface between the runtime and its parts.
 
-A :class:`System` is what cells, refs, contexts, supervisors and pools see
-of their runtime. It holds the shared state (the event loop, the registry
-of names, the tasks, the dead letters, the tracer) and the steps of the
-message path that are not one cell's own: checking a body and making its
-envelope, the slow path of a send, settling a reply, dead-lettering. Every
-call one actors module makes into another module's state goes through the
-names documented here; nothing reaches into :class:`~greenroom.Runtime`.
+A :class:`System` is what cells, refs, contexts, supervisors and pools see of
+their runtime (``Runtime`` owns one; users never see it): the shared state
+(loop, names, tasks, dead letters, tracer) and the message-path steps that are
+no one cell's own (make an envelope, the slow send, replies, dead letters).
+Nothing reaches into :class:`~greenroom.Runtime`.
 
-Its attributes and methods are public to the actors package and private to
-greenroom: ``Runtime`` owns one, and users never see it.
-
-Besides ``System``, these underscore names are the whole of what one actors
-module uses of another (``tests/test_layering.py`` checks that no other
-crosses a module): on public classes they stay out of the public API.
+Besides ``System``, these underscore names are all one actors module uses of
+another (``tests/test_layering.py`` checks it); on public classes they stay
+out of the public API.
 
 - ``_cell``: a ref's or a context's cell (``ActorRef._cell``,
   ``ActorContext._cell``);
@@ -83,22 +78,12 @@ _get_span = current_span.get
 class System:
     """The runtime's shared state and message-path steps, as its parts use them.
 
-    Attributes (read by the parts, written only where noted):
-        runtime: the public :class:`~greenroom.Runtime` that owns this.
-        loop: the running event loop (set when the runtime starts).
-        tracer: where spans go, or ``None``.
-        extensions: the runtime's extensions, in order.
-        mailboxes: mailbox factories by kind.
-        dead_letters: the dead-letter sink.
+    Attributes (those not plain from their names):
         node: this runtime's address in ``Envelope.reply_to``.
-        cells: running cells by name (``register``/``unregister``).
-        idle: cells that paused with nothing to do and the sweep they paused in
-            (written by cells; an entry of a cell busy again is dropped by the
-            sweep, not by the cell, which keeps the hot path to one store).
-        sweeps: sweeps of the idle-release timer so far.
+        cells: running cells by name.
+        idle: paused cells and the sweep they paused in (a cell busy again
+            is dropped by the sweep: the hot path makes one store).
         intake_open: whether messages from outside any actor are taken.
-        late_replies, dead_letter_total: counters (pending asks are
-            counted by ``deadlines``).
     """
 
     def __init__(
@@ -178,9 +163,8 @@ class System:
     ) -> Envelope:
         """Check ``body`` and wrap it for ``cell``; an ask's when ``timeout`` is given.
 
-        The envelope joins the current span's trace (``make_envelope``);
-        this is that function inlined for the common cases, because every
-        send pays for it.
+        ``make_envelope`` (joining the current span's trace), inlined for the
+        common cases: every send pays for it.
 
         Raises (each also a dead letter): InvalidMessage, MessageTooLarge,
         MailboxClosed (the runtime is draining and the sender is outside any
@@ -259,7 +243,7 @@ class System:
         """The slow path of a send: the mailbox is full, or durable (wait for the commit).
 
         Waits for room per the overflow setting, bounded by ``until`` (an
-        ask's reply future, which its timer fails) when given.
+        ask's reply future, failed at its deadline) when given.
 
         Raises:
             MailboxFull: full, and the overflow is ``"fail"``.
@@ -317,11 +301,9 @@ class System:
     # -- replies ------------------------------------------------------------
 
     def reply(self, envelope: Envelope, result: object) -> None:
-        """Answer the ask ``envelope`` carries with ``result``.
+        """Answer the ask ``envelope`` carries: its future, or the remote-reply sink.
 
-        A local ask's future is in the envelope; a remote one's reply goes
-        to the remote-reply sink. A reply nobody waits for any more is
-        dropped and counted in ``late_replies``.
+        A reply nobody waits for any more is dropped and counted in ``late_replies``.
         """
         future = envelope.reply
         if future is not None:
@@ -361,8 +343,8 @@ class System:
     def undeliverable(self, cell: Cell, envelope: Envelope) -> None:
         """``cell`` stopped with ``envelope`` in hand or queued: dead-letter it, fail its ask.
 
-        A durable message is still on disk, unacked: the actor's next
-        incarnation gets it, so only the ask waiting here fails.
+        A durable message stays on disk, unacked, for the next incarnation:
+        only its ask fails.
         """
         error = ActorStopped(cell.name, type(envelope.body).__qualname__)
         if not cell.durable:
@@ -382,10 +364,9 @@ class System:
     ) -> None:
         """Record an instant span (a supervisor action, a dead letter).
 
-        ``where`` is the span it belongs under: a delivery (its current
-        attempt's span) or ``(trace_id, span_id)``; ``None`` starts a trace.
-        A retry or restart is an ``ok`` span naming its cause; a dead letter
-        or an escalation is a failed span with the error.
+        ``where`` is its parent: a delivery (its current attempt's span),
+        ``(trace_id, span_id)``, or ``None`` (a new trace). A retry or restart
+        is an ``ok`` span naming its cause; others with ``error`` fail.
         """
         tracer = self.tracer
         if tracer is None:
