@@ -1,13 +1,10 @@
 """Deadlines: the one timeout mechanism of the runtime, a wheel of millisecond slots.
 
-Every ask and every call into a supervisor has a deadline. An asyncio
-timer per call (``loop.call_later`` then ``cancel``) costs about 2 µs here,
-most of it because cancelled timers stay in the loop's heap until it is
-cleaned; an ask costs about 7 µs in all, so that timer was a third of it.
-Instead, deadlines falling in the same millisecond share one slot and one
-loop timer: adding a deadline is a dict insert, settling it a dict pop,
-and a timeout fires at most 1 ms late. A slot holds the futures of calls
-still waiting, only to fail them when it fires; replies never look here.
+Every ask and every call into a supervisor has a deadline. A loop timer per
+call costs about 2 µs (cancelled timers stay in the loop's heap), a third of
+an ask. Instead, deadlines in the same millisecond share one slot and one loop
+timer: adding is a dict insert, settling a dict pop, and a timeout fires at
+most 1 ms late. Replies never look here.
 """
 
 from __future__ import annotations
@@ -21,9 +18,7 @@ from greenroom._errors import AskTimeout
 __all__ = ["Deadlines", "Slot"]
 
 Slot = dict["asyncio.Future[Any]", tuple[str, "str | type", float]]
-"""The calls due in one millisecond: future -> (actor, what was asked, timeout).
-
-What was asked is a message type (an ask) or a word (a supervisor call)."""
+"""The calls due in one millisecond: future -> (actor, message type or a word, timeout)."""
 
 
 class Deadlines:
@@ -40,8 +35,8 @@ class Deadlines:
     ) -> Slot:
         """Fail ``future`` in ``timeout`` seconds; the slot to :meth:`settle` it from.
 
-        ``actor`` and ``what`` (the message type of an ask, or "supervisor
-        call") name the call in the :class:`AskTimeout`.
+        ``actor`` and ``what`` (an ask's message type, or a word) name it in the
+        :class:`AskTimeout`.
         """
         key = math.ceil((self._loop.time() + timeout) * 1000)
         slot = self._slots.get(key)

@@ -15,8 +15,8 @@ from greenroom.mailbox._protocol import MailboxStatistics
 __all__ = ["MemoryMailbox", "MemoryMailboxes"]
 
 
-# Shared by every mailbox that was never sent anything, and never written to:
-# an empty deque takes 624 bytes, a third of an idle actor.
+# The queue of every mailbox never sent anything: an empty deque takes
+# 624 bytes, a third of an idle actor.
 class _NeverWritten(deque[Envelope]):
     def append(self, envelope: Envelope) -> None:
         raise AssertionError("the shared empty queue is never written to")
@@ -31,10 +31,9 @@ class MemoryMailbox:
     """A bounded deque of envelopes, with senders waiting in line when full.
 
     Bodies are passed by reference (they are frozen). ``put_nowait`` and a
-    ``put`` that finds room never suspend, which is what makes a burst of
-    sends cheap; a full mailbox hands free slots to waiting senders strictly
-    in the order they began to wait, so no sender can barge ahead of one
-    that is already waiting. An idle mailbox holds no task and no future.
+    ``put`` that finds room never suspend; a full mailbox hands freed slots to
+    waiting senders strictly in the order they began to wait (no barging). An
+    idle mailbox holds no task and no future.
     """
 
     __slots__ = (
@@ -131,11 +130,10 @@ class MemoryMailbox:
             raise MailboxFull(self._label, self._capacity)
 
     async def put(self, envelope: Envelope) -> None:
-        """Enqueue, waiting for room in arrival order when full.
+        """Enqueue, waiting for room in arrival order when full (no suspension if there is room).
 
-        Returns without suspending when there is room. If cancelled while
-        waiting, the message was not enqueued and the slot passes to the next
-        waiting sender.
+        If cancelled while waiting, the message is not enqueued and the slot
+        passes to the next waiting sender.
 
         Raises:
             MailboxClosed: the mailbox was closed before or while waiting.
