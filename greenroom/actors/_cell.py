@@ -71,24 +71,18 @@ class State(enum.Enum):
 class SysItem:
     """A system message: supervisor work run in the cell's task, ahead of user messages."""
 
-    __slots__ = ("fn", "future", "on_drop")
+    __slots__ = ("fn", "future")
 
     def __init__(
-        self,
-        fn: Callable[[Any], Awaitable[Any]],
-        future: asyncio.Future[Any] | None = None,
-        on_drop: Callable[[], None] | None = None,
+        self, fn: Callable[[Any], Awaitable[Any]], future: asyncio.Future[Any] | None = None
     ) -> None:
         self.fn = fn
         self.future = future
-        self.on_drop = on_drop  # called if the item is never run (its cell stopped)
 
     def drop(self, name: str) -> None:
-        """The item will never run: fail its caller, or settle what it carried."""
+        """The item will never run: fail its caller, if one waits."""
         if self.future is not None and not self.future.done():
             self.future.set_exception(ActorStopped(name))
-        if self.on_drop is not None:
-            self.on_drop()
 
 
 class Cell:
