@@ -24,15 +24,12 @@ One message, from send to reply (``reply = await ref.ask(GetOrder(...))``)::
       the supervisor (Supervisor._child_failed, _supervisor.py), which
       restarts, stops or escalates per OTP.
 
-Layers inside this package, lowest first (runtime imports only point down;
-``tests/test_layering.py`` checks that there is no circle): ``_actor``,
-``_spec``, ``_principal``, ``_extension``, ``_config``, ``_deadlines``,
-``_system`` (the one internal interface: what every other module may use of
-the runtime),
-``_ref``, ``_forward``, ``_watch``, ``_context``, ``_cell``,
-``_supervisor``, ``_supervisor_ref``, ``_pool``, ``_runtime`` (the public
-``Runtime``, which wires the steps that need the classes above ``_system``
-into it), ``_run``.
+Layers, lowest first (runtime imports point down; ``tests/test_layering.py``
+checks there is no circle): ``_actor``, ``_spec``, ``_principal``,
+``_extension``, ``_config``, ``_deadlines``, ``_system`` (all other modules
+use of the runtime), ``_ref``, ``_forward``, ``_watch``, ``_context``,
+``_cell``, ``_supervisor``, ``_supervisor_ref``, ``_pool``, ``_runtime``
+(wires the steps that need the classes above ``_system`` into it), ``_run``.
 """
 
 from greenroom._errors import publish_errors as _publish_errors
