@@ -7,8 +7,8 @@ no one cell's own (make an envelope, the slow send, replies, dead letters).
 Nothing reaches into :class:`~greenroom.Runtime`.
 
 Besides ``System``, these underscore names are all one actors module uses of
-another (``tests/test_layering.py`` checks it); on public classes they stay
-out of the public API.
+another (``tests/test_layering.py`` checks that no other crosses a module);
+on public classes they stay out of the public API.
 
 - ``_cell``: a ref's or a context's cell (``ActorRef._cell``,
   ``ActorContext._cell``);
