@@ -73,8 +73,9 @@ class ActorRef:
         :func:`~greenroom.mailbox.keyed_id` of the actor's name and the key, so
         a durable or Redis mailbox drops the re-send while the first is
         unacked and for its dedupe window after (``SqliteMailboxes(dedupe_window=)``,
-        ``RedisMailboxes(dedupe_ttl=)``), and past it the handler's ledger
-        steps are answered from their receipts. A memory mailbox does not
+        ``RedisMailboxes(dedupe_ttl=)``); its causation being the same, the
+        handler's ledger steps are answered from their receipts past that
+        window too. A memory mailbox does not
         dedupe (it dies with the sender). Through a pool, route by key so a
         re-send reaches the same member. See :class:`~greenroom.Envelope`.
 
