@@ -207,10 +207,14 @@ class Runtime:
         """
         cells = self._system.cells
         self._system.intake_open = False
+
+        def busy() -> bool:
+            return any(len(c.mailbox) or c.current is not None or c.sys for c in cells.values())
+
         with anyio.move_on_after(timeout):
             # Polled: drain is a rare shutdown step, and tracking emptiness
             # on every send would tax the hot path for it.
-            while any(len(c.mailbox) or c.current is not None or c.sys for c in cells.values()):  # noqa: ASYNC110
+            while busy():  # noqa: ASYNC110
                 await anyio.sleep(0.01)
             return True
         return False
