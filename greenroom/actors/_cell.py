@@ -52,7 +52,6 @@ _UNWIND = 0.1
 """Seconds a cancelled handler gets to unwind (its ``finally`` blocks) once the
 grace period is over; cancellation is a request in asyncio, not OTP's kill."""
 _set_span = current_span.set
-_reset_span = current_span.reset
 
 
 class State(enum.Enum):
@@ -275,7 +274,10 @@ class Cell:
                     system.unknown_message(self, envelope)
                     continue
                 self.current = envelope
-                token = _set_span(envelope)
+                # The span sends from the handler join. Not reset after it: the
+                # next message sets it again, and nothing else this task runs
+                # reads it (a reset would cost a second context change each time).
+                _set_span(envelope)
                 if record is not None and not start:
                     start = _time()
                 try:
@@ -289,8 +291,6 @@ class Cell:
                         record(envelope, envelope.attempt, actor_name, start, _time(), exc)
                     self.fail(envelope, exc)
                     return
-                finally:
-                    _reset_span(token)
                 self.current = None
                 if append is not None:
                     end = _time()
