@@ -45,10 +45,10 @@ async def backup() -> AsyncIterator[ScriptedModelServer]:
 
 
 def _client(
-    server: ScriptedModelServer, name: str, *, stream: bool = False, timeout: float = 0.2
+    server: ScriptedModelServer, name: str, *, stream: bool = False, timeout: float = 5.0
 ) -> OpenAIClient:
-    # 0.2 s makes a slow primary time out quickly; a backup that must answer gets 5 s,
-    # so a loaded machine cannot time it out too.
+    # 5 s, so a loaded machine cannot time out a model that must answer; the
+    # test of a slow primary passes 0.2 s, so that one times out quickly.
     config = ModelConfig(model=name, base_url=server.base_url, stream=stream, timeout=timeout)
     return OpenAIClient(config, api_key="sk-x")
 
@@ -80,8 +80,8 @@ async def test_router_answers_from_the_fallback_when_the_primary_fails(
     server.push(item)
     backup.reply("from the backup")
     async with (
-        _client(server, "primary", stream=stream) as p,
-        _client(backup, "backup", stream=stream, timeout=5.0) as b,
+        _client(server, "primary", stream=stream, timeout=0.2) as p,
+        _client(backup, "backup", stream=stream) as b,
     ):
         result = await FallbackRouter([p, b]).decide(CONTEXT)
     assert result.model == "backup"
