@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 from greenroom._errors import AskTimeout
@@ -24,11 +26,15 @@ Slot = dict["asyncio.Future[Any]", tuple[str, "str | type", float]]
 class Deadlines:
     """Fails a future with :class:`AskTimeout` at its deadline unless it is settled first."""
 
-    __slots__ = ("_loop", "_slots")
+    __slots__ = ("_loop", "_now", "_slots")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._slots: dict[int, Slot] = {}
+        # asyncio's own loops tell time with time.monotonic: call it directly
+        # (a frame less on every ask); any other loop is asked for its time.
+        own = type(loop).time is asyncio.BaseEventLoop.time
+        self._now: Callable[[], float] = time.monotonic if own else loop.time
 
     def add(
         self, future: asyncio.Future[Any], timeout: float, actor: str, what: str | type
@@ -38,7 +44,7 @@ class Deadlines:
         ``actor`` and ``what`` (an ask's message type, or a word) name it in the
         :class:`AskTimeout`.
         """
-        key = math.ceil((self._loop.time() + timeout) * 1000)
+        key = math.ceil((self._now() + timeout) * 1000)
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = {}
