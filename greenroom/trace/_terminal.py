@@ -92,10 +92,11 @@ def terminal_json(value: object) -> str:
 
     The value is made plain data first (:func:`~greenroom.trace.redact_value`:
     secrets replaced, nesting past 64 levels cut, bytes and other objects
-    shown as text); lone surrogates become the text ``\udXXX``; NaN and
-    infinities become ``null``. JSON escapes the C0 controls itself; DEL, the
-    C1 controls and the bidi controls are written as ``\uXXXX`` escapes, so
-    the line is still valid JSON and decodes to the same strings. Never raises.
+    shown as text); a lone surrogate becomes its escape as text (``\udc80``);
+    NaN and infinities become ``null``. JSON escapes the C0 controls itself;
+    DEL, the C1 controls and the bidi controls are written as ``\u`` escapes
+    (``\u202e``), so the line is still valid JSON and decodes to the same
+    strings. Never raises.
     """
     try:
         text = _encode_json(_no_surrogates(redact_value(value))).decode()
