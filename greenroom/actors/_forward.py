@@ -16,9 +16,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING
 
-import anyio
-
-from greenroom._errors import AskTimeout, GreenroomError, UsageError
+from greenroom._errors import GreenroomError, UsageError
 
 if TYPE_CHECKING:
     from greenroom.actors._cell import Cell
@@ -63,15 +61,19 @@ async def send_onward(
                 return
         except GreenroomError as exc:
             raise system.closed(cell, envelope, exc) from None
-    if envelope.reply is not None or deadline is None:
-        await system.put(cell, envelope, envelope.reply)  # bounded by the ask's own timer
+    until = envelope.reply  # a local ask: bounded by the asker's own deadline
+    if until is not None or deadline is None:
+        await system.put(cell, envelope, until)
         return
-    timeout = max(deadline - time.time(), 0.0)  # an ask from another process: its deadline
+    # An ask from another process has no future here: its deadline gets one.
+    until = system.loop.create_future()
+    timeout = max(deadline - time.time(), 0.0)
+    slot = system.deadlines.add(until, timeout, cell.name, type(body))
     try:
-        with anyio.fail_after(timeout):
-            await system.put(cell, envelope, None)
-    except TimeoutError:
-        raise AskTimeout(cell.name, type(body).__qualname__, timeout) from None
+        await system.put(cell, envelope, until)
+    finally:
+        system.deadlines.settle(slot, until)
+        until.cancel()
 
 
 class Deferred:

@@ -117,3 +117,90 @@ async def test_a_dead_letter_of_an_ask_keeps_no_live_future() -> None:
         [letter] = rt.dead_letters.list(reason="unknown_message")
         assert letter.envelope.reply is None
         msgspec.msgpack.encode(letter)  # a letter is plain data
+
+
+class Relay(gr.Message):
+    pass
+
+
+class Front(gr.Actor):
+    """Forwards every ``Relay`` to ``target``; records what the forward raised."""
+
+    def __init__(self, target: gr.ActorRef, outcome: list[BaseException], done: anyio.Event):
+        self.target = target
+        self.outcome = outcome
+        self.done = done
+
+    @gr.handler
+    async def relay(self, msg: Relay) -> None:
+        try:
+            await self.ctx.forward(self.target, Ping(n=9))
+        except gr.GreenroomError as exc:
+            self.outcome.append(exc)
+        self.done.set()
+
+
+@pytest.mark.anyio
+async def test_a_forward_of_an_ask_from_another_process_waits_for_room_until_its_deadline() -> None:
+    import time
+
+    gate, done = anyio.Event(), anyio.Event()
+    outcome: list[BaseException] = []
+    async with gr.Runtime() as rt:
+        box = gr.MailboxConfig(capacity=1, overflow="wait")
+        target = await rt.spawn(gr.ChildSpec(actor=Gate, args=(gate,), mailbox=box))
+        target.tell_nowait(Ping(n=0))  # handled: waits at the gate
+        await anyio.wait_all_tasks_blocked()
+        target.tell_nowait(Ping(n=1))  # queued: the mailbox is full
+        front = await rt.spawn(Front, name="front", args=(target, outcome, done))
+        # An ask as a remote node sends it: a reply address, a deadline, no future.
+        envelope = make_envelope("front", Relay(), reply_to="node-elsewhere")
+        envelope.correlation_id = envelope.id
+        envelope.deadline = time.time() + 0.1
+        assert rt._system.cells[front.name].mailbox.offer(envelope)
+        with anyio.fail_after(5):
+            await done.wait()
+        assert [type(e) for e in outcome] == [gr.AskTimeout]
+        gate.set()
+        assert await target.ask(Ping(n=3), timeout=5) == 3  # the target still answers
+        assert rt.statistics().pending_asks == 0
+
+
+class Fails(gr.Actor):
+    """Fails every ``Ping`` once it is released, counting the calls."""
+
+    def __init__(self, calls: list[int], release: anyio.Event) -> None:
+        self.calls = calls
+        self.release = release
+
+    @gr.handler
+    async def ping(self, msg: Ping) -> int:
+        self.calls.append(msg.n)
+        await self.release.wait()
+        raise RuntimeError("boom")
+
+
+@pytest.mark.anyio
+async def test_asks_joined_by_key_all_get_the_failure_of_the_one_delivery() -> None:
+    calls: list[int] = []
+    release = anyio.Event()
+    errors: list[BaseException] = []
+    async with gr.Runtime() as rt:
+        spec = gr.ChildSpec(
+            actor=Fails, args=(calls, release), retry=gr.RetryPolicy(max_attempts=1)
+        )
+        ref = await rt.spawn(spec)
+
+        async def ask() -> None:
+            try:
+                await ref.ask(Ping(n=1), timeout=5, idempotency_key="k")
+            except gr.GreenroomError as exc:
+                errors.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(ask)
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+    assert calls == [1]  # one delivery for the three asks
+    assert [type(e) for e in errors] == [gr.HandlerError] * 3
