@@ -114,35 +114,6 @@ async def test_each_failure_is_one_restart_of_its_group(strategy: str) -> None:
         assert log.of(*LIFECYCLE) == restarted_with(GROUPS[strategy]) * 3
 
 
-@pytest.mark.parametrize("strategy", ["one_for_all", "rest_for_one"])
-async def test_temporary_sibling_is_stopped_not_restarted_by_a_group_restart(
-    strategy: str,
-) -> None:
-    # OTP: a temporary child is never restarted, even when a sibling's failure
-    # terminates it under one_for_all or rest_for_one; it is removed.
-    log = Log()
-    async with gr.Runtime() as rt:
-        sup = await rt.spawn(
-            supervisor(
-                "sup",
-                child("a", log),
-                child("b", log),
-                child("t", log, restart="temporary"),
-                strategy=strategy,
-            )
-        )
-        log.clear()
-        with pytest.raises(gr.HandlerError):
-            await rt.ref("sup/b").ask(Crash())
-        assert await statuses(sup) == {"a": "running", "b": "running"}
-        group = ["a", "b"] if strategy == "one_for_all" else ["b"]
-        assert log.of(*LIFECYCLE) == [
-            ("stop", "sup/t"),
-            *[("stop", f"sup/{c}") for c in reversed(group)],
-            *[("restart", f"sup/{c}") for c in group],
-        ]
-
-
 async def test_restarted_child_handles_the_messages_queued_behind_the_failure() -> None:
     log = Log()
     async with gr.Runtime() as rt:
