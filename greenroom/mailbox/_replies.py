@@ -34,15 +34,24 @@ class LocalReplies:
         then reaches it.
         """
         future = envelope.reply
-        if future is None or future.done() or envelope.id in self._futures:
+        if future is None or future.done():
             return
+        kept = self._futures.get(envelope.id)
+        if kept is not None and not kept.done():
+            return  # the first asker's; a re-ask of the id joins it through the cell
         self._futures[envelope.id] = future
         future.add_done_callback(functools.partial(self._forget, envelope.id))
 
     def restore(self, envelope: Envelope) -> None:
         """Put the kept future back on a decoded ``envelope`` that lost it."""
         if envelope.reply is None and self._futures:
-            envelope.reply = self._futures.get(envelope.id)
+            future = self._futures.get(envelope.id)
+            if future is not None and not future.done():  # a done one is forgotten soon
+                envelope.reply = future
+
+    def __len__(self) -> int:
+        """Futures kept: asks through this mailbox still waiting for their reply."""
+        return len(self._futures)
 
     def _forget(self, envelope_id: int, future: object) -> None:
         if self._futures.get(envelope_id) is future:
