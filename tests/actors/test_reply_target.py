@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 import msgspec
 import pytest
 
 import greenroom as gr
-from greenroom.mailbox import make_envelope
+from greenroom.mailbox import SqliteMailboxes, make_envelope
 
 
 class Ping(gr.Request[int]):
@@ -204,3 +206,23 @@ async def test_asks_joined_by_key_all_get_the_failure_of_the_one_delivery() -> N
             release.set()
     assert calls == [1]  # one delivery for the three asks
     assert [type(e) for e in errors] == [gr.HandlerError] * 3
+
+
+@pytest.mark.anyio
+async def test_an_ask_waiting_for_room_in_a_durable_mailbox_times_out_at_its_deadline(
+    tmp_path: Path,
+) -> None:
+    gate = anyio.Event()
+    path = tmp_path / "m.db"
+    async with (
+        SqliteMailboxes(path) as boxes,
+        gr.Runtime(mailboxes={"durable": boxes}) as rt,
+    ):
+        box = gr.MailboxConfig(kind="durable", capacity=1, overflow="wait")
+        ref = await rt.spawn(gr.ChildSpec(actor=Gate, args=(gate,), mailbox=box))
+        await ref.tell(Ping(n=0))  # committed; its handler waits at the gate
+        with anyio.fail_after(5), pytest.raises(gr.AskTimeout):
+            await ref.ask(Ping(n=1), timeout=0.1)  # no room: one unacked message
+        gate.set()
+        assert await ref.ask(Ping(n=2), timeout=5) == 2
+        assert rt.statistics().pending_asks == 0
