@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 import greenroom as gr
+from greenroom.actors import Deferred
 from greenroom.mailbox import SqliteMailboxes, make_envelope
 
 
@@ -23,7 +24,7 @@ class Hold(gr.Message):
 class Holder(gr.Actor):
     """Defers every ``Hold`` ask and never settles it; answers ``Ping``."""
 
-    def __init__(self, held: list[gr.Deferred], entered: anyio.Event) -> None:
+    def __init__(self, held: list[Deferred], entered: anyio.Event) -> None:
         self.held = held
         self.entered = entered
 
@@ -60,7 +61,7 @@ async def test_a_local_ask_carries_its_reply_future_in_its_envelope() -> None:
 
 @pytest.mark.anyio
 async def test_a_deferred_ask_never_settled_fails_with_actor_stopped_when_its_actor_stops() -> None:
-    held: list[gr.Deferred] = []
+    held: list[Deferred] = []
     entered = anyio.Event()
     errors: list[BaseException] = []
     async with gr.Runtime() as rt:
